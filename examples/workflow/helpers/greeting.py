@@ -1,0 +1,2 @@
+def message() -> str:
+    return "hello from objsync"

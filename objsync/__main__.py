@@ -1,0 +1,3 @@
+from objsync.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,189 @@
+"""Command line: `objsync pull` (and the `objinsync` alias), parsed into a frozen config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from objsync import __version__, localfs
+from objsync import log as logsetup
+from objsync.config import PullConfig, parse_duration, parse_file_mode, parse_max_delete
+from objsync.paths import Filter, split_patterns
+from objsync.plan import Rules
+from objsync.pool import Pool, PoolConfig, default_workers
+from objsync.remote import Location, RemoteConfig, make_client
+from objsync.state import State
+
+log = logging.getLogger("objsync")
+
+
+def _typed(parse):
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    convert.__name__ = parse.__name__.replace("parse_", "")
+    return convert
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"{text!r} must be 0 or more")
+    return value
+
+
+def build_parser(prog: str = "objsync") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Keep a local folder identical to an S3 prefix.")
+    parser.add_argument("--version", action="version", version=f"objsync {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    pull = sub.add_parser("pull", help="mirror s3://BUCKET/PREFIX into LOCAL_DIR, once or continuously",
+                          description="Mirror s3://BUCKET[/PREFIX] into LOCAL_DIR.")
+    pull.add_argument("remote", metavar="REMOTE_URI", help="s3://BUCKET[/PREFIX]")
+    pull.add_argument("local", metavar="LOCAL_DIR", help="destination folder (created if missing)")
+    pull.add_argument("-o", "--once", action="store_true", help="pull once, then exit")
+    pull.add_argument("-i", "--interval", type=_typed(parse_duration), default=parse_duration("5s"),
+                      help="time between passes in daemon mode: 500ms, 5s, 1m or seconds (default 5s)")
+    pull.add_argument("-e", "--exclude", action="append", default=[], metavar="GLOB",
+                      help="skip paths matching GLOB (doublestar, relative to the prefix); repeatable or comma-separated")
+    pull.add_argument("--include", action="append", default=[], metavar="GLOB",
+                      help="mirror only paths matching GLOB; repeatable or comma-separated")
+    pull.add_argument("--scratch", action="store_true",
+                      help="ignore the cache and local files and download everything again")
+    pull.add_argument("-m", "--default-file-mode", type=_typed(parse_file_mode), default=0o664,
+                      metavar="MODE", help="mode of written files (default 0664)")
+    pull.add_argument("--endpoint-url", "--s3-endpoint", dest="endpoint_url", metavar="URL",
+                      help="S3 endpoint (default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, then AWS)")
+    pull.add_argument("--disable-ssl", action="store_true", help="use plain http")
+    pull.add_argument("--region", help="S3 region (default: AWS_REGION, the AWS config, else us-east-1)")
+    pull.add_argument("-s", "--status-addr", default=":8087",
+                      help="address of /health and /metrics in daemon mode, or 'off' (default :8087)")
+    pull.add_argument("--workers", type=_typed(_positive_int), default=None,
+                      help=f"worker processes (default {default_workers()} here, from the CPU count; 0 runs in-process)")
+    pull.add_argument("--threads", type=_typed(_positive_int), default=8,
+                      help="concurrent downloads in each worker (default 8)")
+    pull.add_argument("--max-delete", type=_typed(parse_max_delete), default=None, metavar="N|P%",
+                      help="refuse a pass that would delete more than N files or P%% of them")
+    pull.add_argument("--allow-empty", action="store_true",
+                      help="allow an empty listing to delete every local file")
+    pull.add_argument("--no-fsync", dest="fsync", action="store_false",
+                      help="do not fsync each file before renaming it into place")
+    pull.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    pull.add_argument("--json", action="store_true", help="print a JSON summary on stdout at the end")
+    pull.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"],
+                      help="log level (default info, or debug when DEBUG=1)")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace, env: dict[str, str]) -> PullConfig:
+    """Build the frozen config; raises ValueError for a bad value."""
+    source = Location.parse(args.remote)
+    endpoint = args.endpoint_url or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None
+    remote = RemoteConfig(
+        endpoint_url=endpoint,
+        region=args.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        use_ssl=not args.disable_ssl,
+        verify=None,
+        max_pool_connections=max(10, args.threads + 2),
+    )
+    rules = Rules(
+        filter=Filter(includes=split_patterns(args.include), excludes=split_patterns(args.exclude)),
+        scratch=args.scratch, allow_empty=args.allow_empty, max_delete=args.max_delete)
+    workers = default_workers() if args.workers is None else args.workers
+    return PullConfig(
+        source=source, dest=Path(args.local).absolute(), remote=remote, rules=rules,
+        pool=PoolConfig(workers=workers, threads=max(1, args.threads)),
+        file_mode=args.default_file_mode, fsync=args.fsync, once=args.once,
+        interval=args.interval, dry_run=args.dry_run)
+
+
+def main(argv: list[str] | None = None, prog: str = "objsync") -> int:
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    env = dict(os.environ)
+    level = args.log_level or ("debug" if env.get("DEBUG") in ("1", "true", "yes") else "info")
+    logsetup.setup(level)
+    try:
+        cfg = config_from_args(args, env)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return run_pull(cfg, args)
+
+
+def run_pull(cfg: PullConfig, args: argparse.Namespace) -> int:
+    from objsync.fetch import WriteOptions
+    from objsync.pull import pull_pass
+
+    try:
+        localfs.prepare_root(cfg.dest)
+        lock = localfs.DirLock(cfg.dest).acquire()
+    except (OSError, localfs.Locked) as exc:
+        log.error("%s", exc)
+        return 1
+    try:
+        localfs.clean_tmp(cfg.dest)
+        state = State.open(localfs.state_dir(cfg.dest) / "cache", cfg.identity)
+        for note in state.notes:
+            log.warning("%s", note)
+        opts = WriteOptions(root=str(cfg.dest), bucket=cfg.source.bucket, file_mode=cfg.file_mode, fsync=cfg.fsync)
+        with state, Pool(cfg.remote, opts, cfg.pool) as pool:
+            client = make_client(cfg.remote)
+            if not cfg.once and not cfg.dry_run:
+                log.error("daemon mode is not available in this build; pass --once")
+                return 2
+            report = pull_pass(cfg, client, state, pool)
+        if cfg.dry_run and report.plan is not None:
+            _print_plan(report.plan)
+        _print_summary(report, as_json=args.json)
+        return 0 if report.ok else 1
+    except KeyboardInterrupt:
+        log.warning("interrupted; files already written are complete, the rest will follow next run")
+        return 130
+    finally:
+        lock.release()
+
+
+def _print_plan(p) -> None:
+    out = sys.stdout
+    for f in p.fetches:
+        out.write(f"fetch   {f.rel}  ({f.reason}{', verify local bytes first' if f.verify else ''})\n")
+    for rel in p.displaced:
+        out.write(f"delete  {rel}  (in the way of a fetch)\n")
+    for rel in p.deletes:
+        out.write(f"delete  {rel}\n")
+    for r in p.rejected:
+        out.write(f"reject  {r.key!r}: {r.reason}\n")
+    for reason, n in sorted(p.skipped.items()):
+        out.write(f"skip    {n} ({reason})\n")
+    if p.delete_blocked:
+        out.write(f"hold    deletes: {p.delete_blocked}\n")
+
+
+def _print_summary(report, as_json: bool) -> None:
+    for key, error in report.errors:
+        log.error("%s: %s", key, error, extra={"key": key})
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict()) + "\n")
+        sys.stdout.flush()
+    log.info("listed %d, fetched %d (%s), verified %d, deleted %d, unchanged %d, errors %d in %.2fs",
+             report.listed, report.fetched, _size(report.bytes), report.verified, report.deleted,
+             report.skipped, len(report.errors), report.seconds,
+             extra={"summary": report.as_dict() | {"errors": len(report.errors)}})
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def objinsync_main() -> int:
+    """Entry point of the `objinsync` alias: same flags, same behaviour."""
+    return main(prog="objinsync")

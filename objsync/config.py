@@ -1,0 +1,76 @@
+"""The pull configuration: one frozen record built by the CLI from flags, environment and defaults."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from objsync.paths import normalize_prefix
+from objsync.plan import Rules
+from objsync.pool import PoolConfig
+from objsync.remote import Location, RemoteConfig
+
+
+@dataclass(frozen=True)
+class PullConfig:
+    """Everything one `objsync pull` needs; nothing below the CLI reads argv or the environment."""
+
+    source: Location
+    dest: Path
+    remote: RemoteConfig
+    rules: Rules
+    pool: PoolConfig
+    file_mode: int = 0o664
+    fsync: bool = True
+    once: bool = False
+    interval: float = 5.0
+    dry_run: bool = False
+
+    @property
+    def prefix(self) -> str:
+        return normalize_prefix(self.source.prefix)
+
+    @property
+    def identity(self) -> str:
+        """What the cache belongs to: a cache made for another source is not trusted."""
+        return f"{self.remote.effective_endpoint() or 'aws'}|{self.source.bucket}|{self.prefix}"
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """Parse '500ms', '5s', '1m', '1h' or plain seconds into seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration; use e.g. 500ms, 5s, 1m or plain seconds")
+    value = float(match.group(1)) * _UNITS[match.group(2)]
+    if value <= 0:
+        raise ValueError(f"{text!r} must be more than zero")
+    return value
+
+
+def parse_file_mode(text: str) -> int:
+    """Parse an octal file mode such as 0664 or 644."""
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an octal file mode such as 0664") from None
+    if not 0 <= mode <= 0o7777:
+        raise ValueError(f"{text!r} is out of range for a file mode")
+    return mode
+
+
+def parse_max_delete(text: str) -> str:
+    """Validate `--max-delete N|P%`."""
+    t = text.strip()
+    body = t[:-1] if t.endswith("%") else t
+    try:
+        value = float(body) if t.endswith("%") else int(body)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a count or a percentage such as 100 or 50%") from None
+    if value < 0 or (t.endswith("%") and value > 100):
+        raise ValueError(f"{text!r} is out of range")
+    return t

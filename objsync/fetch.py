@@ -1,0 +1,282 @@
+"""What a worker does with one task: check local bytes or download to a temp file, verify, rename."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+import threading
+from dataclasses import dataclass
+
+import xxhash
+
+from objsync.localfs import TMP_SUFFIX, UnsafePath, tmp_dir
+from objsync.plan import Fetch
+from objsync.remote import describe_error, is_md5_etag, multipart_parts, read_object
+
+_CHUNK = 1 << 20
+_KMS = ("aws:kms", "aws:kms:dsse")  # ETags of KMS-encrypted objects are not the MD5 of the bytes
+_MIB = 1 << 20
+# Part sizes used by common uploaders (boto3/aws-cli 8 MiB, s5cmd/rclone 5 MiB+, Go SDK 5 MiB...).
+_PART_SIZES_MIB = (5, 8, 10, 15, 16, 25, 32, 50, 64, 100, 128, 256, 512)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """The outcome of one task, small enough to send back to the coordinator."""
+
+    key: str
+    rel: str
+    etag: str
+    size: int
+    mtime_ns: int
+    xxh3: str
+    action: str  # "fetched", "verified" (local bytes were already right) or "failed"
+    bytes: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """How workers write: destination root, bucket, file mode and fsync policy."""
+
+    root: str
+    bucket: str
+    file_mode: int = 0o664
+    fsync: bool = True
+
+
+class IntegrityError(Exception):
+    """The bytes received are not the object that was listed."""
+
+
+class DirHandles:
+    """Open folder descriptors below the root, walked with O_NOFOLLOW so no symlink is ever followed."""
+
+    def __init__(self, root: str) -> None:
+        self._fds: dict[str, int] = {"": os.open(root, os.O_RDONLY | os.O_DIRECTORY)}
+        self._lock = threading.Lock()
+
+    def parent_fd(self, rel: str) -> int:
+        """The descriptor of `rel`'s parent folder, creating folders as needed."""
+        parent, _, _ = rel.rpartition("/")
+        with self._lock:
+            return self._open(parent)
+
+    def _open(self, rel_dir: str) -> int:
+        fd = self._fds.get(rel_dir)
+        if fd is not None:
+            return fd
+        up, _, name = rel_dir.rpartition("/")
+        up_fd = self._open(up)
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=up_fd)
+        except FileNotFoundError:
+            try:
+                os.mkdir(name, 0o775, dir_fd=up_fd)
+            except FileExistsError:
+                pass
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=up_fd)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                kind = "a symlink" if _is_link(name, up_fd) else "a file"
+                raise UnsafePath(exc.errno, f"{rel_dir!r} is {kind} where a folder is needed; "
+                                            f"refusing to write through it") from None
+            raise
+        self._fds[rel_dir] = fd
+        return fd
+
+    def close(self) -> None:
+        with self._lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+
+
+def _is_link(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(name, dir_fd=dir_fd).st_mode)
+    except OSError:
+        return False
+
+
+def run_task(client, opts: WriteOptions, task: Fetch, dirs: DirHandles) -> FetchResult:
+    """Do one task and describe the outcome; never raises for a per-file problem."""
+    try:
+        if task.verify:
+            found = _verify_local(opts, task, dirs)
+            if found is not None:
+                return _result(task, "verified", *found)
+        return _download(client, opts, task, dirs)
+    except IntegrityError as exc:
+        return _failed(task, f"integrity check failed: {exc}; the old file was kept")
+    except UnsafePath as exc:
+        return _failed(task, exc.strerror or str(exc))
+    except OSError as exc:
+        return _failed(task, _describe_oserror(exc, task.rel))
+    except Exception as exc:  # botocore and transport errors
+        return _failed(task, describe_error(exc))
+
+
+def _result(task: Fetch, action: str, digest: str, mtime_ns: int, nbytes: int = 0) -> FetchResult:
+    return FetchResult(task.key, task.rel, task.etag, task.size, mtime_ns, digest, action, nbytes)
+
+
+def _failed(task: Fetch, error: str) -> FetchResult:
+    return FetchResult(task.key, task.rel, task.etag, task.size, 0, "", "failed", 0, error)
+
+
+def _verify_local(opts: WriteOptions, task: Fetch, dirs: DirHandles) -> tuple[str, int] | None:
+    """Hash the local file; return (xxh3, mtime_ns) when its bytes are the object's, else None."""
+    parent_fd = dirs.parent_fd(task.rel)
+    name = task.rel.rpartition("/")[2]
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=parent_fd)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode) or before.st_size != task.size:
+            return None
+        digest = xxhash.xxh3_128()
+        check = _EtagCheck(task)
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+            check.update(chunk)
+        after = os.fstat(fd)
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            return None  # changed while we read it
+        matches = digest.hexdigest() == task.expect if task.verify == "xxh3" else check.matches()
+        if not matches:
+            return None
+        if stat.S_IMODE(after.st_mode) != opts.file_mode:
+            os.fchmod(fd, opts.file_mode)
+        return digest.hexdigest(), after.st_mtime_ns
+
+
+def _download(client, opts: WriteOptions, task: Fetch, dirs: DirHandles) -> FetchResult:
+    parent_fd = dirs.parent_fd(task.rel)
+    name = task.rel.rpartition("/")[2]
+    tmp_fd, tmp_path = _make_temp(opts.root)
+    try:
+        with os.fdopen(tmp_fd, "wb", buffering=0) as fh:
+            digest = xxhash.xxh3_128()
+            md5 = hashlib.md5(usedforsecurity=False) if is_md5_etag(task.etag) else None
+            received = 0
+
+            def sink(chunk: bytes) -> None:
+                nonlocal received
+                fh.write(chunk)
+                digest.update(chunk)
+                if md5 is not None:
+                    md5.update(chunk)
+                received += len(chunk)
+
+            info = read_object(client, opts.bucket, task.key, task.etag, sink)
+            if received != task.size:
+                raise IntegrityError(f"received {received} bytes, the listing says {task.size}")
+            if md5 is not None and info.sse not in _KMS and md5.hexdigest() != task.etag.lower():
+                raise IntegrityError(f"MD5 {md5.hexdigest()} does not match the ETag {task.etag}")
+            os.fchmod(fh.fileno(), opts.file_mode)
+            os.utime(fh.fileno(), ns=(task.mtime_ns, task.mtime_ns))
+            if opts.fsync:
+                os.fsync(fh.fileno())
+            mtime_ns = os.fstat(fh.fileno()).st_mtime_ns
+        _replace(tmp_path, name, parent_fd)
+    except BaseException:
+        _unlink_quietly(tmp_path)
+        raise
+    return _result(task, "fetched", digest.hexdigest(), mtime_ns, received)
+
+
+def _replace(tmp_path: str, name: str, parent_fd: int) -> None:
+    try:
+        os.replace(tmp_path, name, dst_dir_fd=parent_fd)
+    except IsADirectoryError:
+        os.rmdir(name, dir_fd=parent_fd)  # succeeds only when empty: the plan moved its files aside
+        os.replace(tmp_path, name, dst_dir_fd=parent_fd)
+
+
+_counter = 0
+_counter_lock = threading.Lock()
+
+
+def _make_temp(root: str) -> tuple[int, str]:
+    global _counter
+    with _counter_lock:
+        _counter += 1
+        n = _counter
+    path = os.path.join(str(tmp_dir(root)), f"{os.getpid()}-{n}{TMP_SUFFIX}")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    return fd, path
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _describe_oserror(exc: OSError, rel: str) -> str:
+    if exc.errno == errno.ENOSPC:
+        return f"no space left on the device writing {rel!r}; free space, the old file was kept"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"permission denied writing {rel!r}: {exc.strerror}; check the folder's owner and mode"
+    if exc.errno == errno.EROFS:
+        return f"the destination is read-only, cannot write {rel!r}"
+    return f"cannot write {rel!r}: {exc.strerror or exc}"
+
+
+class _EtagCheck:
+    """Recomputes an ETag from the bytes: a plain MD5, or a multipart ETag for likely part sizes."""
+
+    def __init__(self, task: Fetch) -> None:
+        self.etag = task.etag.lower()
+        self.md5 = hashlib.md5(usedforsecurity=False) if task.verify == "md5" else None
+        parts = multipart_parts(self.etag) if task.verify == "multipart" else None
+        self.parts = parts
+        self.candidates = _part_sizes(task.size, parts) if parts else []
+        self.state = [[hashlib.md5(usedforsecurity=False), 0, []] for _ in self.candidates]
+
+    def update(self, chunk: bytes) -> None:
+        if self.md5 is not None:
+            self.md5.update(chunk)
+        for size, st in zip(self.candidates, self.state):
+            view = memoryview(chunk)
+            while view:
+                room = size - st[1]
+                piece = view[:room]
+                st[0].update(piece)
+                st[1] += len(piece)
+                view = view[len(piece):]
+                if st[1] == size:
+                    st[2].append(st[0].digest())
+                    st[0], st[1] = hashlib.md5(usedforsecurity=False), 0
+
+    def matches(self) -> bool:
+        if self.md5 is not None:
+            return self.md5.hexdigest() == self.etag
+        for st in self.state:
+            digests = st[2] + ([st[0].digest()] if st[1] else [])
+            combined = hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest()
+            if f"{combined}-{len(digests)}" == self.etag:
+                return True
+        return False
+
+
+def _part_sizes(size: int, parts: int) -> list[int]:
+    """Part sizes that split `size` bytes into exactly `parts` parts, most likely first."""
+    guesses = [mib * _MIB for mib in _PART_SIZES_MIB]
+    exact = -(-size // parts)
+    guesses += [-(-exact // _MIB) * _MIB, exact]
+    seen: list[int] = []
+    for g in guesses:
+        if g > 0 and -(-size // g) == parts and g not in seen:
+            seen.append(g)
+    return seen[:6]

@@ -1,0 +1,121 @@
+"""Pure rules that turn bucket keys into safe relative paths and apply include/exclude globs."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+
+from wcmatch import glob
+
+STATE_DIR = ".objsync"
+# Linux limits: a name is at most 255 bytes, a path at most 4095 bytes plus the NUL.
+NAME_MAX = 255
+PATH_MAX = 4095
+_GLOB_FLAGS = glob.GLOBSTAR | glob.DOTGLOB
+
+
+class UnsafeKey(ValueError):
+    """A key that cannot be written below the destination safely; the message says why."""
+
+
+def normalize_prefix(prefix: str) -> str:
+    """Treat a prefix as a folder: '' stays '', 'p' and 'p/' both become 'p/'."""
+    prefix = prefix.lstrip("/")
+    return prefix if not prefix or prefix.endswith("/") else prefix + "/"
+
+
+def is_dir_marker(key: str) -> bool:
+    """Zero-byte 'folder' objects that consoles create end in '/'; they carry no file."""
+    return key.endswith("/")
+
+
+def relative_path(key: str, prefix: str) -> str:
+    """Map a key under `prefix` (already normalized) to a relative POSIX path, or raise UnsafeKey."""
+    if not key.startswith(prefix):
+        raise UnsafeKey(f"key is outside the prefix {prefix!r}")
+    rel = key[len(prefix):]
+    check_relative(rel)
+    return rel
+
+
+def check_relative(rel: str) -> None:
+    """Raise UnsafeKey unless `rel` is a plain relative path of ordinary segments."""
+    if not rel:
+        raise UnsafeKey("empty path")
+    if rel.startswith("/"):
+        raise UnsafeKey("absolute-looking path (leading '/')")
+    for ch in rel:
+        if ch < " " or ch == "\x7f":
+            raise UnsafeKey(f"control character {ch!r} in path")
+    if "\\" in rel:
+        raise UnsafeKey("backslash in path")
+    try:
+        encoded = rel.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnsafeKey("path is not valid UTF-8") from None
+    if len(encoded) > PATH_MAX:
+        raise UnsafeKey(f"path is {len(encoded)} bytes, over the limit of {PATH_MAX}")
+    for segment in rel.split("/"):
+        if segment == "":
+            raise UnsafeKey("empty path segment ('//')")
+        if segment in (".", ".."):
+            raise UnsafeKey(f"'{segment}' path segment")
+        if len(segment.encode("utf-8")) > NAME_MAX:
+            raise UnsafeKey(f"a name is over {NAME_MAX} bytes")
+    if rel.split("/", 1)[0] == STATE_DIR:
+        raise UnsafeKey(f"'{STATE_DIR}/' is reserved for objsync's own state")
+
+
+def is_reserved(rel: str) -> bool:
+    """True for paths in objsync's own namespace, which are never mirrored either way."""
+    return rel == STATE_DIR or rel.startswith(STATE_DIR + "/")
+
+
+def nfc(rel: str) -> str:
+    """The NFC form, used to find names that differ only in Unicode normalization."""
+    return unicodedata.normalize("NFC", rel)
+
+
+def parents(rel: str) -> list[str]:
+    """Every ancestor directory of `rel`, shortest first: 'a/b/c' gives ['a', 'a/b']."""
+    parts = rel.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Include and exclude globs with doublestar semantics, matched against the relative path."""
+
+    includes: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+    _inc: object = field(init=False, repr=False, compare=False)
+    _exc: object = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_inc", _compile(self.includes))
+        object.__setattr__(self, "_exc", _compile(self.excludes))
+
+    def selects(self, rel: str) -> bool:
+        """True when `rel` is to be mirrored: included (or no includes given) and not excluded."""
+        if self._exc is not None and _matches_dirwise(self._exc, rel):
+            return False
+        return self._inc is None or self._inc.match(rel)
+
+
+def _compile(patterns: tuple[str, ...]):
+    return glob.compile(list(patterns), flags=_GLOB_FLAGS) if patterns else None
+
+
+def _matches_dirwise(matcher, rel: str) -> bool:
+    if matcher.match(rel):
+        return True
+    # A directory is matched with a trailing '/', so 'foo/**' also covers 'foo' and all below it.
+    return any(matcher.match(d + "/") for d in parents(rel) + [rel])
+
+
+def split_patterns(values: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """Flatten repeatable, comma-separated glob flags into one tuple, dropping empty items."""
+    out: list[str] = []
+    for value in values or ():
+        out.extend(p.strip() for p in value.split(",") if p.strip())
+    return tuple(out)

@@ -1,0 +1,221 @@
+"""The planner: a pure function from (listing, cache, local files) to what a pass must do."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+from objsync.localfs import LocalFile
+from objsync.paths import (Filter, UnsafeKey, check_relative, is_dir_marker, is_reserved, nfc,
+                           normalize_prefix, parents)
+from objsync.remote import RemoteObject, is_md5_etag, multipart_parts
+from objsync.state import Entry
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The user's policy for a pass."""
+
+    filter: Filter = field(default_factory=Filter)
+    scratch: bool = False
+    allow_empty: bool = False
+    max_delete: str | None = None  # "N" files or "P%" of the local files; None for no cap
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """Bring one object into place; with `verify`, first check whether the local bytes already match."""
+
+    key: str
+    rel: str
+    etag: str
+    size: int
+    mtime_ns: int
+    reason: str
+    verify: str | None = None  # "xxh3" (against `expect`), "md5" or "multipart" (against the ETag)
+    expect: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A key that this pass will not write, and why."""
+
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one pass does: fetches, then (if they all succeed) deletes."""
+
+    listed: int
+    fetches: tuple[Fetch, ...]
+    deletes: tuple[str, ...]
+    displaced: tuple[str, ...]
+    rejected: tuple[Rejected, ...]
+    skipped: Mapping[str, int]
+    delete_blocked: str | None = None
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+
+def plan(listing: Iterable[RemoteObject], prefix: str, state: Mapping[str, Entry],
+         local: Mapping[str, LocalFile], rules: Rules = Rules()) -> Plan:
+    """Decide every fetch, delete and skip of a pass; no I/O."""
+    prefix = normalize_prefix(prefix)
+    skipped: Counter[str] = Counter()
+    rejected: list[Rejected] = []
+    remote: dict[str, RemoteObject] = {}
+    listed = 0
+    for obj in listing:
+        listed += 1
+        if is_dir_marker(obj.key):
+            skipped["folder marker"] += 1
+            continue
+        if not obj.key.startswith(prefix):
+            rejected.append(Rejected(obj.key, f"key is outside the prefix {prefix!r}"))
+            continue
+        rel = obj.key[len(prefix):]
+        if is_reserved(rel):
+            skipped["objsync metadata"] += 1
+            continue
+        try:
+            check_relative(rel)
+        except UnsafeKey as exc:
+            rejected.append(Rejected(obj.key, str(exc)))
+            continue
+        remote[rel] = obj
+
+    for rel, reason in _conflicts(remote).items():
+        rejected.append(Rejected(remote.pop(rel).key, reason))
+    known = set(remote)  # every safely mapped key, selected or not: never deleted locally
+
+    fetches: list[Fetch] = []
+    for rel, obj in remote.items():
+        if not rules.filter.selects(rel):
+            skipped["excluded"] += 1
+            continue
+        fetch = _decide(rel, obj, state.get(rel), local.get(rel), rules.scratch)
+        if fetch is None:
+            skipped["up to date"] += 1
+        else:
+            fetches.append(fetch)
+
+    deletes = sorted(rel for rel in local
+                     if rel not in known and not is_reserved(rel) and rules.filter.selects(rel))
+    fetches, displaced, blocked = _clear_the_way(fetches, deletes, local)
+    rejected.extend(blocked)
+    displaced_set = set(displaced)
+    deletes = [rel for rel in deletes if rel not in displaced_set]
+    why = _delete_guard(len(deletes) + len(displaced), len(known), len(local), rules)
+    if why:
+        # Nothing may be deleted, including files that fetches would have pushed aside.
+        held = [f for f in fetches if _needs(f, displaced_set)]
+        rejected.extend(Rejected(f.key, "a local path in the way would need deleting, and deletes "
+                                        "are held back this pass") for f in held)
+        fetches = [f for f in fetches if not _needs(f, displaced_set)]
+        displaced, deletes = [], []
+    return Plan(listed, tuple(fetches), tuple(deletes), tuple(displaced), tuple(rejected),
+                dict(skipped), why)
+
+
+def _decide(rel: str, obj: RemoteObject, entry: Entry | None, lf: LocalFile | None,
+            scratch: bool) -> Fetch | None:
+    def fetch(reason: str, verify: str | None = None, expect: str = "") -> Fetch:
+        return Fetch(obj.key, rel, obj.etag, obj.size, obj.mtime_ns, reason, verify, expect)
+
+    if scratch:
+        return fetch("scratch")
+    if lf is None:
+        return fetch("new" if entry is None else "missing locally")
+    if lf.is_link:
+        return fetch("a symlink is in the way")
+    if entry is not None and entry.etag == obj.etag and entry.size == obj.size:
+        if lf.size == entry.size and lf.mtime_ns == entry.mtime_ns:
+            return None
+        if lf.size == entry.size:
+            # Touched but maybe not changed: hashing the local file is cheaper than a download.
+            return fetch("changed locally", "xxh3", entry.xxh3)
+        return fetch("changed locally")
+    reason = "changed in bucket" if entry is not None else "not in cache"
+    if lf.size != obj.size:
+        return fetch(reason)
+    if is_md5_etag(obj.etag):
+        return fetch(reason, "md5")
+    if multipart_parts(obj.etag):
+        return fetch(reason, "multipart")
+    return fetch(reason)
+
+
+def _conflicts(remote: Mapping[str, RemoteObject]) -> dict[str, str]:
+    """Keys that cannot coexist with another key: file-and-folder, and Unicode look-alikes."""
+    out: dict[str, str] = {}
+    for rel in remote:
+        for parent in parents(rel):
+            if parent in remote and parent not in out:
+                out[parent] = f"is both a file and a folder (another key is {remote[rel].key!r})"
+    by_form: dict[str, list[str]] = {}
+    for rel in remote:
+        by_form.setdefault(nfc(rel), []).append(rel)
+    for form, rels in by_form.items():
+        if len(rels) > 1:
+            keep = form if form in rels else min(rels)
+            for rel in rels:
+                if rel != keep and rel not in out:
+                    out[rel] = f"differs from {remote[keep].key!r} only in Unicode normalization"
+    return out
+
+
+def _clear_the_way(fetches: list[Fetch], deletes: list[str], local: Mapping[str, LocalFile]):
+    """Find local files that stand where a fetch must go: ones due for deletion move aside first."""
+    if not fetches:
+        return fetches, [], []
+    deletable = set(deletes)
+    local_dirs = {p for rel in local for p in parents(rel)}
+    kept: list[Fetch] = []
+    displaced: set[str] = set()
+    blocked: list[Rejected] = []
+    for f in fetches:
+        in_way = [p for p in parents(f.rel) if p in local]
+        if f.rel in local_dirs:
+            in_way += [rel for rel in local if rel.startswith(f.rel + "/")]
+        stuck = [p for p in in_way if p not in deletable]
+        if stuck:
+            blocked.append(Rejected(f.key, f"the local path {stuck[0]!r} is in the way and is not "
+                                           f"ours to remove (excluded or kept)"))
+            continue
+        displaced.update(in_way)
+        kept.append(f)
+    return kept, sorted(displaced), blocked
+
+
+def _needs(fetch: Fetch, displaced: set[str]) -> bool:
+    return any(p in displaced for p in parents(fetch.rel)) or any(
+        d.startswith(fetch.rel + "/") for d in displaced)
+
+
+def _delete_guard(n_delete: int, n_remote: int, n_local: int, rules: Rules) -> str | None:
+    if not n_delete:
+        return None
+    if n_remote == 0 and not rules.allow_empty:
+        return (f"the listing is empty but {n_local} local files exist, so nothing was deleted; "
+                f"check the prefix and permissions, or pass --allow-empty if the prefix was emptied on purpose")
+    cap = max_delete_count(rules.max_delete, n_local)
+    if cap is not None and n_delete > cap:
+        return (f"{n_delete} deletes exceed --max-delete {rules.max_delete} ({cap} files), so nothing "
+                f"was deleted; raise --max-delete if this is intended")
+    return None
+
+
+def max_delete_count(spec: str | None, n_local: int) -> int | None:
+    """Turn `--max-delete N|P%` into a file count for a folder of `n_local` files."""
+    if spec is None:
+        return None
+    spec = spec.strip()
+    if spec.endswith("%"):
+        return math.floor(n_local * float(spec[:-1]) / 100)
+    return int(spec)

@@ -1,0 +1,150 @@
+"""The worker pool: the coordinator sends batches of fetch tasks, worker processes send back results."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Sequence
+
+import psutil
+
+from objsync.fetch import DirHandles, FetchResult, WriteOptions, run_task
+from objsync.plan import Fetch
+from objsync.remote import RemoteConfig, make_client
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """Pool shape: processes, download threads in each, and how tasks are grouped into batches."""
+
+    workers: int
+    threads: int = 8
+    batch_files: int = 64
+    batch_bytes: int = 32 << 20
+
+
+def default_workers() -> int:
+    """One worker process per CPU this process may run on, at least 2 and at most 16."""
+    try:
+        cpus = len(psutil.Process().cpu_affinity())
+    except (AttributeError, psutil.Error):
+        cpus = psutil.cpu_count() or 2
+    return max(2, min(16, cpus))
+
+
+def batches(tasks: Iterable[Fetch], batch_files: int, batch_bytes: int) -> Iterator[tuple[Fetch, ...]]:
+    """Group tasks so that a batch has at most `batch_files` tasks and about `batch_bytes` of data."""
+    batch: list[Fetch] = []
+    size = 0
+    for task in tasks:
+        if batch and (len(batch) >= batch_files or size + task.size > batch_bytes):
+            yield tuple(batch)
+            batch, size = [], 0
+        batch.append(task)
+        size += task.size
+    if batch:
+        yield tuple(batch)
+
+
+# Per-process worker state, built once by the initializer: its own client and connection pool.
+_worker: "_Worker | None" = None
+
+
+class _Worker:
+    def __init__(self, remote: RemoteConfig, opts: WriteOptions, threads: int) -> None:
+        self.client = make_client(remote)
+        self.opts = opts
+        self.threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch")
+
+    def run(self, batch: Sequence[Fetch]) -> list[FetchResult]:
+        dirs = DirHandles(self.opts.root)
+        try:
+            return list(self.threads.map(lambda t: run_task(self.client, self.opts, t, dirs), batch))
+        finally:
+            dirs.close()
+
+
+def _init_worker(remote: RemoteConfig, opts: WriteOptions, threads: int) -> None:
+    global _worker
+    # The coordinator decides when to stop; a Ctrl-C on the terminal must not kill workers mid-write.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _worker = _Worker(remote, opts, threads)
+
+
+def _run_batch(batch: Sequence[Fetch]) -> list[FetchResult]:
+    assert _worker is not None
+    return _worker.run(batch)
+
+
+class Pool:
+    """Worker processes that outlive one pass, so a daemon pays their start-up once."""
+
+    def __init__(self, remote: RemoteConfig, opts: WriteOptions, cfg: PoolConfig) -> None:
+        self.remote, self.opts, self.cfg = remote, opts, cfg
+        self._executor: ProcessPoolExecutor | None = None
+        self._inline: _Worker | None = None
+
+    def start(self) -> "Pool":
+        """Start the processes now (they warm up while the coordinator lists)."""
+        if self.cfg.workers <= 0:
+            if self._inline is None:
+                self._inline = _Worker(self.remote, self.opts, self.cfg.threads)
+        elif self._executor is None:
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["objsync.pool"])
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.cfg.workers, mp_context=ctx,
+                initializer=_init_worker, initargs=(self.remote, self.opts, self.cfg.threads))
+            # Ask every process to start (and build its client) before any real work arrives.
+            for _ in range(self.cfg.workers):
+                self._executor.submit(os.getpid)
+        return self
+
+    def run(self, tasks: Sequence[Fetch]) -> Iterator[list[FetchResult]]:
+        """Run tasks; yield each batch's results as it completes."""
+        if not tasks:
+            return
+        self.start()
+        groups = batches(tasks, self.cfg.batch_files, self.cfg.batch_bytes)
+        if self._inline is not None:
+            for group in groups:
+                yield self._inline.run(group)
+            return
+        assert self._executor is not None
+        # Keep only a few batches in flight per worker, so a stop request is honoured quickly.
+        limit = self.cfg.workers * 2
+        pending: set[Future] = set()
+        try:
+            for group in groups:
+                pending.add(self._executor.submit(_run_batch, group))
+                if len(pending) >= limit:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        yield fut.result()
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield fut.result()
+        finally:
+            for fut in pending:
+                fut.cancel()
+            # Batches already running finish (their temp files are renamed or removed) before we return.
+            wait(pending)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        if self._inline is not None:
+            self._inline.threads.shutdown(wait=True, cancel_futures=True)
+            self._inline = None
+
+    def __enter__(self) -> "Pool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

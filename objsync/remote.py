@@ -1,0 +1,161 @@
+"""The S3 side: client construction, prefix listing and single-object reads. No local paths here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+from urllib.parse import urlsplit
+
+DEFAULT_REGION = "us-east-1"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteObject:
+    """One listed object: its full key, ETag (unquoted), size in bytes and Last-Modified in ns."""
+
+    key: str
+    etag: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Location:
+    """An `s3://bucket/prefix` URI; the prefix is kept as given (normalization is the planner's job)."""
+
+    bucket: str
+    prefix: str
+
+    @classmethod
+    def parse(cls, uri: str) -> "Location":
+        """Parse `s3://bucket[/prefix]`, raising ValueError with a readable reason."""
+        parts = urlsplit(uri)
+        if parts.scheme != "s3" or not parts.netloc:
+            raise ValueError(f"{uri!r} is not an S3 URI; expected s3://BUCKET[/PREFIX]")
+        if parts.query or parts.fragment:
+            raise ValueError(f"{uri!r} has a '?' or '#' part; S3 URIs take neither")
+        return cls(bucket=parts.netloc, prefix=parts.path.lstrip("/"))
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+@dataclass(frozen=True)
+class RemoteConfig:
+    """Everything needed to build an S3 client; picklable, so workers can build their own."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    use_ssl: bool = True
+    verify: bool | str | None = None
+    max_attempts: int = 5
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    max_pool_connections: int = 16
+    profile: str | None = None
+
+    def effective_endpoint(self) -> str | None:
+        """The endpoint URL with a scheme, chosen by --disable-ssl when the user gave none."""
+        if not self.endpoint_url:
+            return None
+        if "://" in self.endpoint_url:
+            return self.endpoint_url
+        return ("https://" if self.use_ssl else "http://") + self.endpoint_url
+
+
+def make_client(cfg: RemoteConfig):
+    """Build a boto3 S3 client with standard retries and no instance-metadata call for the region."""
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session(profile_name=cfg.profile)
+    # Only an explicit or configured region counts; with none, S3 answers on us-east-1 and
+    # botocore follows region redirects for AWS buckets, so no metadata lookup is ever needed.
+    region = cfg.region or session.region_name or DEFAULT_REGION
+    endpoint = cfg.effective_endpoint()
+    config = Config(
+        region_name=region,
+        signature_version="s3v4",
+        retries={"mode": "standard", "max_attempts": cfg.max_attempts},
+        connect_timeout=cfg.connect_timeout,
+        read_timeout=cfg.read_timeout,
+        max_pool_connections=cfg.max_pool_connections,
+        s3={"addressing_style": "path" if endpoint else "auto"},
+        tcp_keepalive=True,
+    )
+    return session.client(
+        "s3", endpoint_url=endpoint, use_ssl=cfg.use_ssl, verify=cfg.verify, config=config
+    )
+
+
+def list_prefix(client, bucket: str, prefix: str, page_size: int = 1000) -> Iterator[RemoteObject]:
+    """Yield every object under `prefix`, page by page, as RemoteObject records."""
+    paginator = client.get_paginator("list_objects_v2")
+    pages = paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size})
+    for page in pages:
+        for item in page.get("Contents", ()):
+            yield RemoteObject(
+                key=item["Key"],
+                etag=item.get("ETag", "").strip('"'),
+                size=int(item.get("Size", 0)),
+                mtime_ns=round(item["LastModified"].timestamp() * 1000) * 1_000_000,
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class ReadInfo:
+    """What the server said about an object it sent: length, ETag and server-side encryption."""
+
+    size: int
+    etag: str
+    sse: str | None
+
+
+def read_object(client, bucket: str, key: str, etag: str, sink, chunk_size: int = 1 << 20) -> ReadInfo:
+    """Stream one object into `sink(bytes)`; If-Match makes a concurrent overwrite fail, not mix."""
+    kwargs = {"Bucket": bucket, "Key": key}
+    if etag:
+        kwargs["IfMatch"] = f'"{etag}"'
+    response = client.get_object(**kwargs)
+    body = response["Body"]
+    try:
+        for chunk in body.iter_chunks(chunk_size):
+            sink(chunk)
+    finally:
+        body.close()
+    return ReadInfo(
+        size=int(response.get("ContentLength", -1)),
+        etag=str(response.get("ETag", "")).strip('"'),
+        sse=response.get("ServerSideEncryption"),
+    )
+
+
+def is_md5_etag(etag: str) -> bool:
+    """True when the ETag can be an MD5 of the bytes (single-part upload)."""
+    return len(etag) == 32 and all(c in "0123456789abcdef" for c in etag.lower())
+
+
+def multipart_parts(etag: str) -> int | None:
+    """The part count of a multipart ETag such as '…-3', or None for any other form."""
+    head, sep, tail = etag.rpartition("-")
+    if sep and tail.isdigit() and is_md5_etag(head):
+        return int(tail)
+    return None
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line, credential-free description of a botocore/transport error."""
+    from botocore.exceptions import ClientError, NoCredentialsError, EndpointConnectionError
+
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code = err.get("Code") or status
+        message = err.get("Message") or ""
+        return f"{code} (HTTP {status}) {message}".strip()
+    if isinstance(exc, NoCredentialsError):
+        return ("no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                "AWS_PROFILE, or run where an instance or pod role is available")
+    if isinstance(exc, EndpointConnectionError):
+        return f"cannot connect to the S3 endpoint: {exc}"
+    return f"{type(exc).__name__}: {exc}"

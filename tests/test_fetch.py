@@ -1,0 +1,97 @@
+"""The worker side against a real SeaweedFS: a failed or short download never replaces a good file."""
+
+from __future__ import annotations
+
+import pytest
+
+from objsync import localfs
+from objsync.config import PullConfig
+from objsync.fetch import WriteOptions
+from objsync.plan import Fetch, Rules
+from objsync.pool import Pool, PoolConfig
+from objsync.pull import pull_pass
+from objsync.remote import Location, RemoteConfig, make_client
+from objsync.state import State
+
+from support import put, tree
+
+
+@pytest.fixture
+def dest(tmp_path):
+    d = tmp_path / "d"
+    localfs.prepare_root(d)
+    (d / "a.py").write_bytes(b"good old bytes")
+    return d
+
+
+def run_tasks(seaweed, bucket, dest, tasks, workers=0):
+    remote = RemoteConfig(endpoint_url=seaweed.endpoint_url)
+    with Pool(remote, WriteOptions(str(dest), bucket), PoolConfig(workers=workers, threads=2)) as pool:
+        return [r for batch in pool.run(tasks) for r in batch]
+
+
+def test_object_changed_since_listing_is_refused(seaweed, s3_client, bucket, dest, aws_env):
+    put(s3_client, bucket, {"a.py": b"new bytes"})
+    stale = Fetch("a.py", "a.py", "0" * 32, 9, 0, "changed in bucket")
+    (r,) = run_tasks(seaweed, bucket, dest, [stale])
+    assert not r.ok and "412" in r.error
+    assert (dest / "a.py").read_bytes() == b"good old bytes"
+    assert list(localfs.tmp_dir(dest).iterdir()) == []
+
+
+def test_short_body_is_refused(seaweed, s3_client, bucket, dest, aws_env):
+    put(s3_client, bucket, {"a.py": b"new bytes"})
+    etag = s3_client.head_object(Bucket=bucket, Key="a.py")["ETag"].strip('"')
+    wrong_size = Fetch("a.py", "a.py", etag, 50, 0, "changed in bucket")
+    (r,) = run_tasks(seaweed, bucket, dest, [wrong_size])
+    assert not r.ok and "received 9 bytes, the listing says 50" in r.error
+    assert (dest / "a.py").read_bytes() == b"good old bytes"
+    assert list(localfs.tmp_dir(dest).iterdir()) == []
+
+
+def test_object_deleted_since_listing_is_an_error(seaweed, bucket, dest, aws_env):
+    gone = Fetch("gone.py", "gone.py", "", 3, 0, "new")
+    (r,) = run_tasks(seaweed, bucket, dest, [gone], workers=2)
+    assert not r.ok and "NoSuchKey" in r.error
+    assert not (dest / "gone.py").exists()
+
+
+def test_a_failed_fetch_holds_back_every_delete_and_never_enters_the_cache(
+        seaweed, s3_client, bucket, dest, aws_env, monkeypatch):
+    put(s3_client, bucket, {"p/a.py": b"v1", "p/b.py": b"b"})
+    cfg = PullConfig(source=Location(bucket, "p"), dest=dest, remote=RemoteConfig(endpoint_url=seaweed.endpoint_url),
+                     rules=Rules(), pool=PoolConfig(workers=0, threads=2))
+    client = make_client(cfg.remote)
+    opts = WriteOptions(str(dest), bucket)
+    (dest / "stray.py").write_bytes(b"stray")
+
+    import objsync.pull as pull_mod
+    real_list = pull_mod.list_prefix
+
+    def list_then_overwrite(*args, **kwargs):
+        listing = list(real_list(*args, **kwargs))
+        put(s3_client, bucket, {"p/a.py": b"v2 written after the listing"})  # the race, made certain
+        return iter(listing)
+
+    monkeypatch.setattr(pull_mod, "list_prefix", list_then_overwrite)
+    with State.open(localfs.state_dir(dest) / "cache", cfg.identity) as state, Pool(cfg.remote, opts, cfg.pool) as pool:
+        report = pull_pass(cfg, client, state, pool)
+        assert [k for k, _ in report.errors] == ["p/a.py"]
+        assert report.transfer_failed and report.deleted == 0
+        assert (dest / "stray.py").exists()
+        assert "a.py" not in state.entries and "b.py" in state.entries
+        monkeypatch.setattr(pull_mod, "list_prefix", real_list)
+        report = pull_pass(cfg, client, state, pool)
+        assert report.ok and report.deleted == 1
+    assert tree(dest) == {"a.py": b"v2 written after the listing", "b.py": b"b"}
+
+
+def test_worker_refuses_to_write_through_a_symlinked_folder(seaweed, s3_client, bucket, dest, tmp_path, aws_env):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (dest / "team").symlink_to(outside)
+    put(s3_client, bucket, {"team/evil.py": b"evil"})
+    etag = s3_client.head_object(Bucket=bucket, Key="team/evil.py")["ETag"].strip('"')
+    (r,) = run_tasks(seaweed, bucket, dest, [Fetch("team/evil.py", "team/evil.py", etag, 4, 0, "new")])
+    assert not r.ok and "symlink" in r.error
+    assert list(outside.iterdir()) == []
