@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from objsync.plan import Rules
 from objsync.pool import Pool, PoolConfig, default_workers
 from objsync.remote import Location, RemoteConfig, make_client
 from objsync.state import State
+from objsync.status import parse_addr
 
 log = logging.getLogger("objsync")
 
@@ -75,8 +77,14 @@ def build_parser(prog: str = "objsync") -> argparse.ArgumentParser:
                       help="do not fsync each file before renaming it into place")
     pull.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     pull.add_argument("--json", action="store_true", help="print a JSON summary on stdout at the end")
+    pull.add_argument("--max-failures", type=int, default=3, metavar="N",
+                      help="consecutive failed passes before /health turns unhealthy; negative: never (default 3)")
+    pull.add_argument("--exec-on-change", metavar="CMD",
+                      help="run CMD (via the shell) after a pass that changed files; counts are in its environment")
+    pull.add_argument("--touch-file", metavar="PATH", help="touch PATH after a pass that changed files")
     pull.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"],
                       help="log level (default info, or debug when DEBUG=1)")
+    pull.set_defaults(func=pull_command)
     return parser
 
 
@@ -102,20 +110,62 @@ def config_from_args(args: argparse.Namespace, env: dict[str, str]) -> PullConfi
         interval=args.interval, dry_run=args.dry_run)
 
 
+def apply_env_defaults(parser: argparse.ArgumentParser, env: dict[str, str], command: str = "pull") -> None:
+    """Let every flag of `command` come from OBJSYNC_<FLAG> (e.g. OBJSYNC_INTERVAL=10s); flags still win."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    for action in sub._actions:
+        if not action.option_strings or action.dest in ("help", "version"):
+            continue
+        var = "OBJSYNC_" + action.dest.upper()
+        if var not in env:
+            continue
+        text = env[var]
+        try:
+            if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+                value = _env_bool(text)  # named after the setting: OBJSYNC_FSYNC=false is --no-fsync
+            elif isinstance(action, argparse._AppendAction):
+                value = [text]
+            else:
+                value = action.type(text) if action.type else text
+                if action.choices and value not in action.choices:
+                    raise ValueError(f"choose from {', '.join(map(str, action.choices))}")
+        except (ValueError, argparse.ArgumentTypeError) as exc:
+            parser.error(f"environment variable {var}={text!r}: {exc}")
+        sub.set_defaults(**{action.dest: value})
+
+
+def _env_bool(text: str) -> bool:
+    t = text.strip().lower()
+    if t in ("1", "true", "yes", "on"):
+        return True
+    if t in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("use true or false")
+
+
 def main(argv: list[str] | None = None, prog: str = "objsync") -> int:
     parser = build_parser(prog)
-    args = parser.parse_args(argv)
     env = dict(os.environ)
-    level = args.log_level or ("debug" if env.get("DEBUG") in ("1", "true", "yes") else "info")
+    apply_env_defaults(parser, env)
+    args = parser.parse_args(argv)
+    level = getattr(args, "log_level", None) or ("debug" if env.get("DEBUG") not in (None, "", "0") else "info")
     logsetup.setup(level)
+    return args.func(args, env, parser)
+
+
+def pull_command(args: argparse.Namespace, env: dict[str, str], parser: argparse.ArgumentParser) -> int:
     try:
         cfg = config_from_args(args, env)
+        if not cfg.once and args.status_addr != "off":
+            parse_addr(args.status_addr)
     except ValueError as exc:
         parser.error(str(exc))
-    return run_pull(cfg, args)
+    return run_pull(cfg, args, env)
 
 
-def run_pull(cfg: PullConfig, args: argparse.Namespace) -> int:
+def run_pull(cfg: PullConfig, args: argparse.Namespace, env: dict[str, str]) -> int:
+    """Take the folder's lock, open the cache and the pool, then run once or as a daemon."""
+    from objsync.daemon import Hooks, Signals, run_hooks
     from objsync.fetch import WriteOptions
     from objsync.pull import pull_pass
 
@@ -125,6 +175,8 @@ def run_pull(cfg: PullConfig, args: argparse.Namespace) -> int:
     except (OSError, localfs.Locked) as exc:
         log.error("%s", exc)
         return 1
+    signals = Signals().install()
+    hooks = Hooks(args.exec_on_change, args.touch_file)
     try:
         localfs.clean_tmp(cfg.dest)
         state = State.open(localfs.state_dir(cfg.dest) / "cache", cfg.identity)
@@ -134,18 +186,71 @@ def run_pull(cfg: PullConfig, args: argparse.Namespace) -> int:
         with state, Pool(cfg.remote, opts, cfg.pool) as pool:
             client = make_client(cfg.remote)
             if not cfg.once and not cfg.dry_run:
-                log.error("daemon mode is not available in this build; pass --once")
-                return 2
-            report = pull_pass(cfg, client, state, pool)
+                return _daemon(cfg, args, env, client, state, pool, signals, hooks)
+            progress = _Progress() if sys.stderr.isatty() and not args.json else None
+            report = pull_pass(cfg, client, state, pool, stop=signals.stop,
+                               on_plan=progress.plan if progress else None,
+                               on_results=progress.update if progress else None)
+            if progress:
+                progress.close()
         if cfg.dry_run and report.plan is not None:
             _print_plan(report.plan)
         _print_summary(report, as_json=args.json)
+        if report.changed and not cfg.dry_run:
+            run_hooks(hooks, report, cfg.dest)
+        if report.interrupted:
+            return 128 + (signals.received or signal.SIGINT)
         return 0 if report.ok else 1
-    except KeyboardInterrupt:
-        log.warning("interrupted; files already written are complete, the rest will follow next run")
-        return 130
     finally:
+        signals.restore()
+        localfs.clean_tmp(cfg.dest)
         lock.release()
+
+
+def _daemon(cfg, args, env, client, state, pool, signals, hooks) -> int:
+    from objsync.daemon import run_loop, sentry_reporter
+    from objsync.metrics import Metrics
+    from objsync.status import StatusServer
+
+    metrics = Metrics()
+    status = None
+    if args.status_addr != "off":
+        try:
+            status = StatusServer(args.status_addr, metrics.registry).start()
+        except OSError as exc:
+            log.error("cannot serve status on %s: %s", args.status_addr, exc.strerror or exc)
+            return 1
+        log.info("serving /health and /metrics on %s", args.status_addr)
+    log.info("pulling %s into %s every %gs", cfg.source, cfg.dest, cfg.interval)
+    pool.start()  # workers warm up while the first listing runs
+    try:
+        return run_loop(cfg, client, state, pool, signals=signals, hooks=hooks,
+                        max_failures=args.max_failures, status=status, metrics=metrics,
+                        sentry=sentry_reporter(env.get("SENTRY_DSN")))
+    finally:
+        if status is not None:
+            status.stop()
+
+
+class _Progress:
+    """A progress bar on the terminal for `--once`."""
+
+    def __init__(self) -> None:
+        self._bar = None
+
+    def plan(self, p) -> None:
+        from tqdm import tqdm
+
+        if p.fetches:
+            self._bar = tqdm(total=len(p.fetches), unit="file", desc="objsync", leave=False, file=sys.stderr)
+
+    def update(self, results) -> None:
+        if self._bar is not None:
+            self._bar.update(len(results))
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
 def _print_plan(p) -> None:
@@ -165,23 +270,12 @@ def _print_plan(p) -> None:
 
 
 def _print_summary(report, as_json: bool) -> None:
-    for key, error in report.errors:
-        log.error("%s: %s", key, error, extra={"key": key})
+    from objsync.pull import log_report
+
     if as_json:
         sys.stdout.write(json.dumps(report.as_dict()) + "\n")
         sys.stdout.flush()
-    log.info("listed %d, fetched %d (%s), verified %d, deleted %d, unchanged %d, errors %d in %.2fs",
-             report.listed, report.fetched, _size(report.bytes), report.verified, report.deleted,
-             report.skipped, len(report.errors), report.seconds,
-             extra={"summary": report.as_dict() | {"errors": len(report.errors)}})
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
+    log_report(report)
 
 
 def objinsync_main() -> int:

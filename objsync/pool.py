@@ -5,6 +5,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
+import time
+from concurrent.futures.process import BrokenProcessPool
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
@@ -48,6 +51,8 @@ def batches(tasks: Iterable[Fetch], batch_files: int, batch_bytes: int) -> Itera
     if batch:
         yield tuple(batch)
 
+
+STOP_GRACE = 5.0  # seconds that running batches get to finish after a stop request
 
 # Per-process worker state, built once by the initializer: its own client and connection pool.
 _worker: "_Worker | None" = None
@@ -104,36 +109,63 @@ class Pool:
                 self._executor.submit(os.getpid)
         return self
 
-    def run(self, tasks: Sequence[Fetch]) -> Iterator[list[FetchResult]]:
-        """Run tasks; yield each batch's results as it completes."""
+    def run(self, tasks: Sequence[Fetch], stop: threading.Event | None = None) -> Iterator[list[FetchResult]]:
+        """Run tasks; yield each batch's results as it completes.
+
+        Once `stop` is set no new batch starts; running ones get `STOP_GRACE` seconds to finish,
+        then the workers are killed (their temp files are removed by the coordinator's next clean-up).
+        """
         if not tasks:
             return
         self.start()
         groups = batches(tasks, self.cfg.batch_files, self.cfg.batch_bytes)
         if self._inline is not None:
             for group in groups:
+                if stop is not None and stop.is_set():
+                    return
                 yield self._inline.run(group)
             return
         assert self._executor is not None
         # Keep only a few batches in flight per worker, so a stop request is honoured quickly.
         limit = self.cfg.workers * 2
         pending: set[Future] = set()
+        deadline: float | None = None
         try:
             for group in groups:
+                if stop is not None and stop.is_set():
+                    break
                 pending.add(self._executor.submit(_run_batch, group))
-                if len(pending) >= limit:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                while len(pending) >= limit and not (stop is not None and stop.is_set()):
+                    done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                     for fut in done:
                         yield fut.result()
             while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                if stop is not None and stop.is_set():
+                    deadline = deadline or time.monotonic() + STOP_GRACE
+                    for fut in pending:
+                        fut.cancel()
+                    pending = {f for f in pending if not f.cancelled()}
+                    if time.monotonic() > deadline:
+                        self.abort()
+                        return
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 for fut in done:
                     yield fut.result()
+        except BrokenProcessPool:
+            self.abort()  # the next pass starts fresh workers
+            raise
         finally:
             for fut in pending:
                 fut.cancel()
-            # Batches already running finish (their temp files are renamed or removed) before we return.
-            wait(pending)
+
+    def abort(self) -> None:
+        """Kill the worker processes now; used when a stop request outlasts the grace period."""
+        if self._executor is None:
+            return
+        for proc in list(getattr(self._executor, "_processes", {}).values()):
+            proc.kill()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._executor = None
 
     def close(self) -> None:
         if self._executor is not None:

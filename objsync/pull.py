@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import Counter
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from typing import Callable
 
 from objsync import localfs
 from objsync.config import PullConfig
+from objsync.fetch import FetchResult
 from objsync.plan import Plan, plan
 from objsync.pool import Pool
 from objsync.remote import describe_error, list_prefix
 from objsync.state import Entry, State
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing a pass could not do: the key or path, what went wrong, and its kind."""
+
+    key: str
+    error: str
+    kind: str  # "listing", "fetch", "rejected", "delete" or "guard"
 
 
 @dataclass(frozen=True)
@@ -28,41 +41,54 @@ class PassReport:
     skipped: int = 0
     bytes: int = 0
     seconds: float = 0.0
-    errors: tuple[tuple[str, str], ...] = ()
-    transfer_failed: bool = False  # the listing, a fetch or a delete failed (not just a rejected key)
+    errors: tuple[Problem, ...] = ()
+    interrupted: bool = False
     plan: Plan | None = field(default=None, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
-        return not self.errors
+        return not self.errors and not self.interrupted
+
+    @property
+    def transfer_failed(self) -> bool:
+        """True when the pass did not converge for a reason other than rejected keys."""
+        return self.interrupted or any(p.kind != "rejected" for p in self.errors)
 
     @property
     def changed(self) -> bool:
         return bool(self.fetched or self.deleted)
+
+    def error_kinds(self) -> dict[str, int]:
+        return dict(Counter(p.kind for p in self.errors))
 
     def as_dict(self) -> dict:
         return {
             "listed": self.listed, "fetched": self.fetched, "verified": self.verified,
             "deleted": self.deleted, "skipped": self.skipped, "bytes": self.bytes,
             "seconds": round(self.seconds, 3),
-            "errors": [{"key": k, "error": e} for k, e in self.errors],
+            "errors": [{"key": p.key, "error": p.error} for p in self.errors],
         }
 
 
-def pull_pass(cfg: PullConfig, client, state: State, pool: Pool) -> PassReport:
-    """Run one pass; every failure ends up in the report, nothing good is lost."""
+def pull_pass(cfg: PullConfig, client, state: State, pool: Pool, *,
+              stop: threading.Event | None = None,
+              on_results: Callable[[list[FetchResult]], None] | None = None,
+              on_plan: Callable[[Plan], None] | None = None) -> PassReport:
+    """Run one pass; every failure ends up in the report, and nothing good is lost."""
     started = time.monotonic()
     root = cfg.dest
     try:
         listing = list(list_prefix(client, cfg.source.bucket, cfg.prefix))
     except Exception as exc:
-        return PassReport(seconds=time.monotonic() - started, transfer_failed=True,
-                          errors=((str(cfg.source), f"listing failed: {describe_error(exc)}"),))
+        return PassReport(seconds=time.monotonic() - started, errors=(
+            Problem(str(cfg.source), f"listing failed: {describe_error(exc)}", "listing"),))
     local = localfs.scan(root)
     p = plan(listing, cfg.prefix, state.entries, local, cfg.rules)
-    errors = [(r.key, r.reason) for r in p.rejected]
+    problems = [Problem(r.key, r.reason, "rejected") for r in p.rejected]
+    if on_plan is not None:
+        on_plan(p)
     if cfg.dry_run:
-        return _report(p, started, errors=errors, plan=p)
+        return _report(p, started, problems, plan=p)
 
     if p.displaced:
         state.remove(p.displaced)
@@ -71,9 +97,8 @@ def pull_pass(cfg: PullConfig, client, state: State, pool: Pool) -> PassReport:
         localfs.prune_empty_dirs(root, list(p.displaced))
 
     fetched = verified = nbytes = 0
-    failed = False
     try:
-        for results in pool.run(p.fetches):
+        for results in pool.run(p.fetches, stop=stop):
             state.put((r.rel, Entry(r.etag, r.size, r.mtime_ns, r.xxh3)) for r in results if r.ok)
             for r in results:
                 if r.ok:
@@ -81,32 +106,55 @@ def pull_pass(cfg: PullConfig, client, state: State, pool: Pool) -> PassReport:
                     verified += r.action == "verified"
                     nbytes += r.bytes
                 else:
-                    failed = True
-                    errors.append((r.key, r.error or "failed"))
+                    problems.append(Problem(r.key, r.error or "failed", "fetch"))
+            if on_results is not None:
+                on_results(results)
     except BrokenProcessPool as exc:
-        failed = True
-        errors.append(("<workers>", f"a worker process died ({exc}); the pass will be retried"))
+        problems.append(Problem("<workers>", f"a worker process died ({exc}); the next pass retries", "fetch"))
+    interrupted = stop is not None and stop.is_set()
+    counts = dict(fetched=fetched, verified=verified, nbytes=nbytes, interrupted=interrupted)
 
-    deleted = 0
     if p.delete_blocked:
-        errors.append((str(cfg.source), p.delete_blocked))
-    elif failed and p.deletes:
-        log.warning("some fetches failed, so %d deletes wait for a clean pass", len(p.deletes))
-    elif p.deletes:
-        state.remove(p.deletes)  # forget first: the cache never claims a file that is gone
-        for rel in p.deletes:
-            try:
-                deleted += localfs.remove_file(root, rel)
-            except OSError as exc:
-                failed = True
-                errors.append((rel, f"cannot delete: {exc.strerror or exc}"))
-        localfs.prune_empty_dirs(root, list(p.deletes))
-    return _report(p, started, fetched=fetched, verified=verified, deleted=deleted, nbytes=nbytes,
-                   errors=errors, failed=failed or bool(p.delete_blocked))
+        problems.append(Problem(str(cfg.source), p.delete_blocked, "guard"))
+        return _report(p, started, problems, **counts)
+    if not p.deletes:
+        return _report(p, started, problems, **counts)
+    if interrupted or any(x.kind == "fetch" for x in problems):
+        log.warning("%d deletes wait for a pass in which every fetch succeeds", len(p.deletes))
+        return _report(p, started, problems, **counts)
+    state.remove(p.deletes)  # forget first: the cache never claims a file that is gone
+    deleted = 0
+    for rel in p.deletes:
+        try:
+            deleted += localfs.remove_file(root, rel)
+        except OSError as exc:
+            problems.append(Problem(rel, f"cannot delete: {exc.strerror or exc}", "delete"))
+    localfs.prune_empty_dirs(root, list(p.deletes))
+    return _report(p, started, problems, deleted=deleted, **counts)
 
 
-def _report(p: Plan, started: float, *, fetched: int = 0, verified: int = 0, deleted: int = 0,
-            nbytes: int = 0, errors: list, failed: bool = False, plan: Plan | None = None) -> PassReport:
+def _report(p: Plan, started: float, problems: list[Problem], *, fetched: int = 0, verified: int = 0,
+            deleted: int = 0, nbytes: int = 0, interrupted: bool = False, plan: Plan | None = None) -> PassReport:
     return PassReport(listed=p.listed, fetched=fetched, verified=verified, deleted=deleted,
                       skipped=p.skipped_total, bytes=nbytes, seconds=time.monotonic() - started,
-                      errors=tuple(errors), transfer_failed=failed, plan=plan)
+                      errors=tuple(problems), interrupted=interrupted, plan=plan)
+
+
+def log_report(report: PassReport, *, routine_if_unchanged: bool = False, **extra) -> None:
+    """Log each problem, then a one-line summary (at debug level for a routine no-op pass)."""
+    for problem in report.errors:
+        log.error("%s: %s", problem.key, problem.error, extra={"key": problem.key, "kind": problem.kind})
+    quiet = routine_if_unchanged and not report.changed and not report.errors
+    log.log(logging.DEBUG if quiet else logging.INFO,
+            "listed %d, fetched %d (%s), verified %d, deleted %d, unchanged %d, errors %d in %.2fs%s",
+            report.listed, report.fetched, _size(report.bytes), report.verified, report.deleted,
+            report.skipped, len(report.errors), report.seconds, " (interrupted)" if report.interrupted else "",
+            extra={"summary": report.as_dict() | {"errors": len(report.errors)}, **extra})
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"

@@ -76,7 +76,7 @@ def test_a_failed_fetch_holds_back_every_delete_and_never_enters_the_cache(
     monkeypatch.setattr(pull_mod, "list_prefix", list_then_overwrite)
     with State.open(localfs.state_dir(dest) / "cache", cfg.identity) as state, Pool(cfg.remote, opts, cfg.pool) as pool:
         report = pull_pass(cfg, client, state, pool)
-        assert [k for k, _ in report.errors] == ["p/a.py"]
+        assert [p.key for p in report.errors] == ["p/a.py"]
         assert report.transfer_failed and report.deleted == 0
         assert (dest / "stray.py").exists()
         assert "a.py" not in state.entries and "b.py" in state.entries

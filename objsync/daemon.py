@@ -1,0 +1,147 @@
+"""Daemon mode: a pass every interval, backoff on failure, health, metrics, signals and hooks."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from objsync.pull import PassReport, log_report
+
+log = logging.getLogger("objsync")
+
+BACKOFF_CAP = 12  # the longest wait after failures, in intervals (1 minute at the default 5 s)
+HOOK_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What to run after a pass that changed something."""
+
+    exec_on_change: str | None = None
+    touch_file: str | None = None
+
+
+def next_delay(interval: float, failures: int, rng: random.Random = random.Random()) -> float:
+    """Seconds until the next pass: the interval, or after failures an exponential, jittered backoff."""
+    if failures <= 0:
+        return interval
+    ceiling = min(interval * 2 ** (failures - 1), interval * BACKOFF_CAP)
+    return ceiling * rng.uniform(0.5, 1.0)
+
+
+def health_after(failures: int, max_failures: int, ever_succeeded: bool, last_error: str) -> tuple[bool, str]:
+    """The health a daemon reports, from its run of consecutive failures."""
+    if not ever_succeeded:
+        return False, "Pull not finished"
+    if max_failures >= 0 and failures >= max_failures and failures > 0:
+        return False, f"{failures} consecutive failed passes; last error: {last_error}"
+    return True, "GOOD"
+
+
+class Signals:
+    """SIGTERM and SIGINT ask for a clean stop; SIGHUP asks for a pass now."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self.received: int | None = None
+        self._old: dict[int, object] = {}
+
+    def install(self) -> "Signals":
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._old[sig] = signal.signal(sig, self._on_stop)
+        self._old[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: self.wake.set())
+        return self
+
+    def _on_stop(self, signum, _frame) -> None:
+        self.received = signum
+        self.stop.set()
+        self.wake.set()
+
+    def restore(self) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+    def sleep(self, seconds: float) -> None:
+        """Wait for `seconds`, a stop or a SIGHUP, whichever comes first."""
+        self.wake.wait(seconds)
+        self.wake.clear()
+
+
+def run_hooks(hooks: Hooks, report: PassReport, dest: Path) -> None:
+    """Run the change hooks; a failing hook is logged and never breaks syncing."""
+    if hooks.touch_file:
+        try:
+            Path(hooks.touch_file).touch()
+        except OSError as exc:
+            log.error("cannot touch %s: %s", hooks.touch_file, exc.strerror or exc)
+    if hooks.exec_on_change:
+        env = dict(os.environ) | {
+            "OBJSYNC_FETCHED": str(report.fetched), "OBJSYNC_DELETED": str(report.deleted),
+            "OBJSYNC_VERIFIED": str(report.verified), "OBJSYNC_BYTES": str(report.bytes),
+            "OBJSYNC_LISTED": str(report.listed), "OBJSYNC_DEST": str(dest),
+        }
+        try:
+            proc = subprocess.run(hooks.exec_on_change, shell=True, env=env, timeout=HOOK_TIMEOUT,
+                                  stdin=subprocess.DEVNULL, capture_output=True, text=True)
+            if proc.returncode != 0:
+                log.error("--exec-on-change exited with %d: %s", proc.returncode,
+                          (proc.stderr or proc.stdout).strip()[-500:])
+        except subprocess.TimeoutExpired:
+            log.error("--exec-on-change ran longer than %.0fs and was stopped", HOOK_TIMEOUT)
+        except OSError as exc:
+            log.error("--exec-on-change could not start: %s", exc)
+
+
+def sentry_reporter(dsn: str | None):
+    """A function that reports a failed pass to Sentry, or None when SENTRY_DSN is unset or unusable."""
+    if not dsn:
+        return None
+    try:
+        import sentry_sdk
+    except ImportError:
+        log.warning("SENTRY_DSN is set but sentry-sdk is not installed; install objsync[sentry] to report failures")
+        return None
+    sentry_sdk.init(dsn=dsn)
+
+    def report(message: str) -> None:
+        sentry_sdk.capture_message(message, level="error")
+
+    return report
+
+
+def run_loop(cfg, client, state, pool, *, signals: Signals, hooks: Hooks, max_failures: int,
+             status=None, metrics=None, sentry=None) -> int:
+    """Pass after pass until a stop signal; returns the exit status (0 after a clean stop)."""
+    from objsync.pull import pull_pass
+    from objsync.status import HealthState
+
+    failures, ever_ok, last_error = 0, False, ""
+    while not signals.stop.is_set():
+        report = pull_pass(cfg, client, state, pool, stop=signals.stop)
+        if report.interrupted:
+            break
+        if report.transfer_failed:
+            failures += 1
+            last_error = next((f"{p.key}: {p.error}" for p in report.errors if p.kind != "rejected"), "")
+            if sentry is not None:
+                sentry(f"objsync pass failed: {last_error}")
+        else:
+            failures, ever_ok = 0, True
+        if metrics is not None:
+            metrics.observe(report, failures)
+        if status is not None:
+            status.health = HealthState(*health_after(failures, max_failures, ever_ok, last_error))
+        log_report(report, routine_if_unchanged=True, consecutive_failures=failures)
+        if report.changed:
+            run_hooks(hooks, report, cfg.dest)
+        delay = next_delay(cfg.interval, failures)
+        signals.sleep(max(0.0, delay - report.seconds) if not failures else delay)
+    log.info("stopped by signal %s", signals.received)
+    return 0
