@@ -69,6 +69,10 @@ def build_parser(prog: str = "objsync") -> argparse.ArgumentParser:
                       help=f"worker processes (default {default_workers()} here, from the CPU count; 0 runs in-process)")
     pull.add_argument("--threads", type=_typed(_positive_int), default=8,
                       help="concurrent downloads in each worker (default 8)")
+    pull.add_argument("--connect-timeout", type=_typed(parse_duration), default=10.0, metavar="DURATION",
+                      help="S3 connect timeout (default 10s)")
+    pull.add_argument("--read-timeout", type=_typed(parse_duration), default=30.0, metavar="DURATION",
+                      help="S3 read timeout: a stalled response fails after this long (default 30s)")
     pull.add_argument("--max-delete", type=_typed(parse_max_delete), default=None, metavar="N|P%",
                       help="refuse a pass that would delete more than N files or P%% of them")
     pull.add_argument("--allow-empty", action="store_true",
@@ -97,6 +101,8 @@ def config_from_args(args: argparse.Namespace, env: dict[str, str]) -> PullConfi
         region=args.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
         use_ssl=not args.disable_ssl,
         verify=None,
+        connect_timeout=args.connect_timeout,
+        read_timeout=args.read_timeout,
         max_pool_connections=max(10, args.threads + 2),
     )
     rules = Rules(

@@ -180,6 +180,8 @@ def _download(client, opts: WriteOptions, task: Fetch, dirs: DirHandles) -> Fetc
             info = read_object(client, opts.bucket, task.key, task.etag, sink)
             if received != task.size:
                 raise IntegrityError(f"received {received} bytes, the listing says {task.size}")
+            if task.etag and info.etag and info.etag != task.etag:
+                raise IntegrityError(f"the server sent ETag {info.etag}, the listing says {task.etag}")
             if md5 is not None and info.sse not in _KMS and md5.hexdigest() != task.etag.lower():
                 raise IntegrityError(f"MD5 {md5.hexdigest()} does not match the ETag {task.etag}")
             os.fchmod(fh.fileno(), opts.file_mode)
