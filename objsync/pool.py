@@ -27,6 +27,7 @@ class PoolConfig:
     threads: int = 8
     batch_files: int = 64
     batch_bytes: int = 32 << 20
+    inline_max: int = 32  # a pass with this few tasks runs in-process: starting workers costs more
 
 
 def default_workers() -> int:
@@ -117,14 +118,16 @@ class Pool:
         """
         if not tasks:
             return
-        self.start()
         groups = batches(tasks, self.cfg.batch_files, self.cfg.batch_bytes)
-        if self._inline is not None:
+        if self._executor is None and (self.cfg.workers <= 0 or len(tasks) <= self.cfg.inline_max):
+            if self._inline is None:
+                self._inline = _Worker(self.remote, self.opts, self.cfg.threads)
             for group in groups:
                 if stop is not None and stop.is_set():
                     return
                 yield self._inline.run(group)
             return
+        self.start()
         assert self._executor is not None
         # Keep only a few batches in flight per worker, so a stop request is honoured quickly.
         limit = self.cfg.workers * 2
