@@ -10,7 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
-from objsync import __version__, localfs
+from objsync import __version__, localfs, push_cli
 from objsync import log as logsetup
 from objsync.config import PullConfig, parse_duration, parse_file_mode, parse_max_delete
 from objsync.paths import Filter, split_patterns
@@ -89,6 +89,7 @@ def build_parser(prog: str = "objsync") -> argparse.ArgumentParser:
     pull.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"],
                       help="log level (default info, or debug when DEBUG=1)")
     pull.set_defaults(func=pull_command)
+    push_cli.register(sub)
     return parser
 
 

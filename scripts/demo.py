@@ -1,4 +1,4 @@
-"""The body of scripts/demo: start SeaweedFS, publish examples/workflow, pull it twice, show it."""
+"""The body of scripts/demo: start SeaweedFS, push examples/workflow, pull it, promote it, pull again."""
 
 from __future__ import annotations
 
@@ -14,40 +14,59 @@ from objsync.seaweed import SeaweedFS
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".demo"
-BUCKET = "airflow-dags"
+CONFIG = """\
+# Where each environment's DAGs live; CI runs `objsync push ENV` from this repo.
+[environments.dev]
+url = "s3://dags-dev/airflow/dags"
+
+[environments.production]
+url = "s3://dags-production/airflow/dags"
+"""
 
 
-def sh(*args: str, env: dict[str, str]) -> None:
-    print("$", " ".join(args), flush=True)
-    subprocess.run(args, env=env, check=True)
+def sh(*args: str, env: dict[str, str], cwd: Path = ROOT) -> None:
+    print("$", " ".join(a if " " not in a else repr(a) for a in args), flush=True)
+    subprocess.run(args, env=env, cwd=cwd, check=True)
+
+
+def show(folder: Path) -> None:
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if rel.parts[0] != ".objsync" and path.is_file():
+            print(f"  {rel}  ({path.stat().st_size} bytes)")
 
 
 def main() -> int:
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir()
+    objsync = str(Path(sys.executable).parent / "objsync")
     with SeaweedFS(WORK / "seaweedfs") as server:
         env = dict(os.environ) | server.env()
         env.pop("AWS_PROFILE", None)
         print(f"SeaweedFS S3 is up at {server.endpoint_url}\n")
         s3 = boto3.client("s3", endpoint_url=server.endpoint_url, region_name="us-east-1",
                           aws_access_key_id=server.access_key, aws_secret_access_key=server.secret_key)
-        s3.create_bucket(Bucket=BUCKET)
-        source = ROOT / "examples" / "workflow"
-        for path in sorted(p for p in source.rglob("*") if p.is_file()):
-            key = f"dags/example-repo/{path.relative_to(source).as_posix()}"
-            s3.upload_file(str(path), BUCKET, key)
-            print(f"published s3://{BUCKET}/{key}")
-        print()
-        dags = WORK / "dags"
-        objsync = str(Path(sys.executable).parent / "objsync")
-        sh(objsync, "pull", "--once", "--json", f"s3://{BUCKET}/dags", str(dags), env=env)
-        print("\nThe DAG folder now holds:")
-        for path in sorted(dags.rglob("*")):
-            rel = path.relative_to(dags)
-            if rel.parts[0] != ".objsync" and path.is_file():
-                print(f"  {rel}  ({path.stat().st_size} bytes)")
+        for bucket in ("dags-dev", "dags-production"):
+            s3.create_bucket(Bucket=bucket)
+
+        repo = WORK / "example-repo"
+        shutil.copytree(ROOT / "examples" / "workflow", repo / "workflow")
+        (repo / "objsync.toml").write_text(CONFIG)
+        print("A DAG repository with a workflow/ folder and an objsync.toml; its CI step publishes it:")
+        sh(objsync, "push", "dev", "--repo", "example-repo", env=env, cwd=repo)
+
+        dags = WORK / "dags-dev"
+        print("\nAn Airflow DAG folder pulls the whole prefix (every repo lands in its own folder):")
+        sh(objsync, "pull", "--once", "--json", "s3://dags-dev/airflow/dags", str(dags), env=env)
+        show(dags)
         print("\nA second pass finds nothing to do (one stat per file, no downloads):")
-        sh(objsync, "pull", "--once", "--json", f"s3://{BUCKET}/dags", str(dags), env=env)
+        sh(objsync, "pull", "--once", "--json", "s3://dags-dev/airflow/dags", str(dags), env=env)
+
+        print("\nPromote exactly what dev runs to production (server-side copy), then pull production:")
+        sh(objsync, "promote", "dev", "production", "--repo", "example-repo", env=env, cwd=repo)
+        prod = WORK / "dags-production"
+        sh(objsync, "pull", "--once", "s3://dags-production/airflow/dags", str(prod), env=env)
+        show(prod)
     print("\nSeaweedFS stopped. The demo's files are in .demo/")
     return 0
 
