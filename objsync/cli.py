@@ -74,11 +74,15 @@ def build_parser(prog: str = "objsync") -> argparse.ArgumentParser:
     pull.add_argument("--read-timeout", type=_typed(parse_duration), default=30.0, metavar="DURATION",
                       help="S3 read timeout: a stalled response fails after this long (default 30s)")
     pull.add_argument("--max-delete", type=_typed(parse_max_delete), default=None, metavar="N|P%",
-                      help="refuse a pass that would delete more than N files or P%% of them")
+                      help="refuse a pass that would delete more than N files or P%% of the local files "
+                           "(default: 50%%, and at least 10 files; a percentage rounds up)")
     pull.add_argument("--allow-empty", action="store_true",
                       help="allow an empty listing to delete every local file")
-    pull.add_argument("--no-fsync", dest="fsync", action="store_false",
-                      help="do not fsync each file before renaming it into place")
+    pull.add_argument("--fsync", choices=["batch", "file", "none"], default="batch",
+                      help="durability before files are renamed into place: one filesystem sync per batch "
+                           "(default), an fsync per file, or none")
+    pull.add_argument("--no-fsync", dest="fsync", action="store_const", const="none",
+                      help="same as --fsync none")
     pull.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     pull.add_argument("--json", action="store_true", help="print a JSON summary on stdout at the end")
     pull.add_argument("--max-failures", type=int, default=3, metavar="N",
@@ -129,7 +133,7 @@ def apply_env_defaults(parser: argparse.ArgumentParser, env: dict[str, str], com
         text = env[var]
         try:
             if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
-                value = _env_bool(text)  # named after the setting: OBJSYNC_FSYNC=false is --no-fsync
+                value = _env_bool(text)
             elif isinstance(action, argparse._AppendAction):
                 value = [text]
             else:

@@ -22,7 +22,7 @@ class PullConfig:
     rules: Rules
     pool: PoolConfig
     file_mode: int = 0o664
-    fsync: bool = True
+    fsync: str = "batch"
     once: bool = False
     interval: float = 5.0
     dry_run: bool = False

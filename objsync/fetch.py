@@ -13,7 +13,7 @@ import xxhash
 
 from objsync.localfs import TMP_SUFFIX, UnsafePath, tmp_dir
 from objsync.plan import Fetch
-from objsync.remote import describe_error, is_md5_etag, multipart_parts, read_object
+from objsync.remote import describe_error, is_md5_etag, multipart_parts
 
 _CHUNK = 1 << 20
 _KMS = ("aws:kms", "aws:kms:dsse")  # ETags of KMS-encrypted objects are not the MD5 of the bytes
@@ -48,7 +48,7 @@ class WriteOptions:
     root: str
     bucket: str
     file_mode: int = 0o664
-    fsync: bool = True
+    fsync: str = "batch"  # "batch": one syncfs before a batch's renames; "file": fsync each; "none"
 
 
 class IntegrityError(Exception):
@@ -59,7 +59,8 @@ class DirHandles:
     """Open folder descriptors below the root, walked with O_NOFOLLOW so no symlink is ever followed."""
 
     def __init__(self, root: str) -> None:
-        self._fds: dict[str, int] = {"": os.open(root, os.O_RDONLY | os.O_DIRECTORY)}
+        self.root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        self._fds: dict[str, int] = {"": self.root_fd}
         self._lock = threading.Lock()
 
     def parent_fd(self, rel: str) -> int:
@@ -105,29 +106,86 @@ def _is_link(name: str, dir_fd: int) -> bool:
         return False
 
 
-def run_task(client, opts: WriteOptions, task: Fetch, dirs: DirHandles) -> FetchResult:
-    """Do one task and describe the outcome; never raises for a per-file problem."""
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """A verified download in its temp file, waiting for the batch's sync and its rename."""
+
+    tmp_path: str
+    name: str
+    parent_fd: int
+    result: FetchResult
+
+
+def run_batch(reader, opts: WriteOptions, tasks, run_many) -> list[FetchResult]:
+    """Run a batch: downloads are staged by `run_many` (threads), synced once, then renamed into place."""
+    dirs = DirHandles(opts.root)
+    try:
+        outcomes = run_many(lambda t: run_task(reader, opts, t, dirs), tasks)
+        staged = [o for o in outcomes if isinstance(o, Staged)]
+        if staged and opts.fsync == "batch":
+            _sync_filesystem(dirs.root_fd)
+        return [_commit(o) if isinstance(o, Staged) else o for o in outcomes]
+    finally:
+        dirs.close()
+
+
+def run_task(reader, opts: WriteOptions, task: Fetch, dirs: DirHandles) -> "FetchResult | Staged":
+    """Do one task up to the rename; never raises for a per-file problem."""
     try:
         if task.verify:
             found = _verify_local(opts, task, dirs)
             if found is not None:
                 return _result(task, "verified", *found)
-        return _download(client, opts, task, dirs)
-    except IntegrityError as exc:
-        return _failed(task, f"integrity check failed: {exc}; the old file was kept")
-    except UnsafePath as exc:
-        return _failed(task, exc.strerror or str(exc))
+        return _download(reader, opts, task, dirs)
+    except Exception as exc:
+        return _failed(task, _describe(exc, task))
+
+
+def _commit(staged: Staged) -> FetchResult:
+    try:
+        _replace(staged.tmp_path, staged.name, staged.parent_fd)
+        return staged.result
     except OSError as exc:
-        return _failed(task, _describe_oserror(exc, task.rel))
-    except Exception as exc:  # botocore and transport errors
-        return _failed(task, describe_error(exc))
+        _unlink_quietly(staged.tmp_path)
+        return _failed(staged.result, _describe(exc, staged.result))
+
+
+def _describe(exc: Exception, task) -> str:
+    if isinstance(exc, IntegrityError):
+        return f"integrity check failed: {exc}; the old file was kept"
+    if isinstance(exc, UnsafePath):
+        return exc.strerror or str(exc)
+    if isinstance(exc, OSError):
+        return _describe_oserror(exc, task.rel)
+    return describe_error(exc)  # botocore and transport errors
+
+
+def _sync_filesystem(fd: int) -> None:
+    """Flush the destination's filesystem once (Linux syncfs), so renames never precede their data."""
+    if _syncfs is not None:
+        if _syncfs(fd) == 0:
+            return
+    os.sync()
+
+
+def _load_syncfs():
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+_syncfs = _load_syncfs()
 
 
 def _result(task: Fetch, action: str, digest: str, mtime_ns: int, nbytes: int = 0) -> FetchResult:
     return FetchResult(task.key, task.rel, task.etag, task.size, mtime_ns, digest, action, nbytes)
 
 
-def _failed(task: Fetch, error: str) -> FetchResult:
+def _failed(task: "Fetch | FetchResult", error: str) -> FetchResult:
     return FetchResult(task.key, task.rel, task.etag, task.size, 0, "", "failed", 0, error)
 
 
@@ -159,7 +217,7 @@ def _verify_local(opts: WriteOptions, task: Fetch, dirs: DirHandles) -> tuple[st
         return digest.hexdigest(), after.st_mtime_ns
 
 
-def _download(client, opts: WriteOptions, task: Fetch, dirs: DirHandles) -> FetchResult:
+def _download(reader, opts: WriteOptions, task: Fetch, dirs: DirHandles) -> FetchResult:
     parent_fd = dirs.parent_fd(task.rel)
     name = task.rel.rpartition("/")[2]
     tmp_fd, tmp_path = _make_temp(opts.root)
@@ -177,7 +235,7 @@ def _download(client, opts: WriteOptions, task: Fetch, dirs: DirHandles) -> Fetc
                     md5.update(chunk)
                 received += len(chunk)
 
-            info = read_object(client, opts.bucket, task.key, task.etag, sink)
+            info = reader.read(task.key, task.etag, task.size, sink)
             if received != task.size:
                 raise IntegrityError(f"received {received} bytes, the listing says {task.size}")
             if task.etag and info.etag and info.etag != task.etag:
@@ -186,14 +244,13 @@ def _download(client, opts: WriteOptions, task: Fetch, dirs: DirHandles) -> Fetc
                 raise IntegrityError(f"MD5 {md5.hexdigest()} does not match the ETag {task.etag}")
             os.fchmod(fh.fileno(), opts.file_mode)
             os.utime(fh.fileno(), ns=(task.mtime_ns, task.mtime_ns))
-            if opts.fsync:
+            if opts.fsync == "file":
                 os.fsync(fh.fileno())
             mtime_ns = os.fstat(fh.fileno()).st_mtime_ns
-        _replace(tmp_path, name, parent_fd)
     except BaseException:
         _unlink_quietly(tmp_path)
         raise
-    return _result(task, "fetched", digest.hexdigest(), mtime_ns, received)
+    return Staged(tmp_path, name, parent_fd, _result(task, "fetched", digest.hexdigest(), mtime_ns, received))
 
 
 def _replace(tmp_path: str, name: str, parent_fd: int) -> None:

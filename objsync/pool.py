@@ -14,9 +14,9 @@ from typing import Iterable, Iterator, Sequence
 
 import psutil
 
-from objsync.fetch import DirHandles, FetchResult, WriteOptions, run_task
+from objsync.fetch import FetchResult, WriteOptions, run_batch
 from objsync.plan import Fetch
-from objsync.remote import RemoteConfig, make_client
+from objsync.remote import ObjectReader, RemoteConfig, make_client, make_session
 
 
 @dataclass(frozen=True)
@@ -61,16 +61,13 @@ _worker: "_Worker | None" = None
 
 class _Worker:
     def __init__(self, remote: RemoteConfig, opts: WriteOptions, threads: int) -> None:
-        self.client = make_client(remote)
+        session = make_session(remote)
+        self.reader = ObjectReader(make_client(remote, session), session.get_credentials(), remote, opts.bucket)
         self.opts = opts
         self.threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch")
 
     def run(self, batch: Sequence[Fetch]) -> list[FetchResult]:
-        dirs = DirHandles(self.opts.root)
-        try:
-            return list(self.threads.map(lambda t: run_task(self.client, self.opts, t, dirs), batch))
-        finally:
-            dirs.close()
+        return run_batch(self.reader, self.opts, batch, lambda fn, items: list(self.threads.map(fn, items)))
 
 
 def _init_worker(remote: RemoteConfig, opts: WriteOptions, threads: int) -> None:

@@ -95,3 +95,37 @@ def test_worker_refuses_to_write_through_a_symlinked_folder(seaweed, s3_client, 
     (r,) = run_tasks(seaweed, bucket, dest, [Fetch("team/evil.py", "team/evil.py", etag, 4, 0, "new")])
     assert not r.ok and "symlink" in r.error
     assert list(outside.iterdir()) == []
+
+
+SPECIAL_KEYS = ["plain.py", "with space.py", "plus+sign.py", "percent%41.py", "ünïcødé/ñ.py", "q?x#y.py",
+                "tilde~and=eq&amp.py", "semi;colon,comma.py", "dir/'quote'.py", "star*bang!.py"]
+
+
+def test_fast_path_signs_every_kind_of_key_and_matches_the_client(seaweed, s3_client, bucket, aws_env):
+    from objsync.remote import ObjectReader, make_session
+    bodies = {k: f"body of {k}".encode() * 7 for k in SPECIAL_KEYS}
+    put(s3_client, bucket, bodies)
+    cfg = RemoteConfig(endpoint_url=seaweed.endpoint_url)
+    session = make_session(cfg)
+    reader = ObjectReader(make_client(cfg, session), session.get_credentials(), cfg, bucket)
+    for key, body in bodies.items():
+        etag = s3_client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+        for fast in (True, False):
+            reader._fast = fast
+            chunks: list[bytes] = []
+            info = reader.read(key, etag, len(body), chunks.append)
+            assert b"".join(chunks) == body and (info.etag, info.size) == (etag, len(body)), key
+    assert reader.fallbacks == 0  # the fast path answered every key itself
+
+
+def test_fast_path_hands_errors_to_the_client(seaweed, s3_client, bucket, aws_env):
+    from botocore.exceptions import ClientError
+
+    from objsync.remote import ObjectReader, make_session
+    put(s3_client, bucket, {"a.py": b"a"})
+    cfg = RemoteConfig(endpoint_url=seaweed.endpoint_url)
+    session = make_session(cfg)
+    reader = ObjectReader(make_client(cfg, session), session.get_credentials(), cfg, bucket)
+    with pytest.raises(ClientError, match="PreconditionFailed|412"):
+        reader.read("a.py", "0" * 32, 1, lambda chunk: None)
+    assert reader.fallbacks == 1

@@ -70,7 +70,7 @@ def test_objinsync_defaults():
 def test_environment_supplies_defaults_and_flags_win():
     parser = build_parser()
     apply_env_defaults(parser, {"OBJSYNC_INTERVAL": "1m", "OBJSYNC_SCRATCH": "yes", "OBJSYNC_MAX_FAILURES": "-1",
-                                "OBJSYNC_NO_FSYNC": "ignored: not a flag's dest", "OBJSYNC_FSYNC": "false"})
+                                "OBJSYNC_NO_FSYNC": "ignored: not a flag's dest", "OBJSYNC_FSYNC": "none"})
     args = parser.parse_args(["pull", "s3://b", "d"])
-    assert (args.interval, args.scratch, args.max_failures, args.fsync) == (60.0, True, -1, False)
+    assert (args.interval, args.scratch, args.max_failures, args.fsync) == (60.0, True, -1, "none")
     assert parser.parse_args(["pull", "-i", "2s", "s3://b", "d"]).interval == 2.0
