@@ -16,7 +16,7 @@ from objsync.config import PullConfig, parse_duration, parse_file_mode, parse_ma
 from objsync.paths import Filter, split_patterns
 from objsync.plan import Rules
 from objsync.pool import Pool, PoolConfig, default_workers
-from objsync.remote import Location, RemoteConfig, make_client
+from objsync.remote import Bucket, Location, RemoteConfig
 from objsync.state import State
 from objsync.status import parse_addr
 
@@ -195,11 +195,11 @@ def run_pull(cfg: PullConfig, args: argparse.Namespace, env: dict[str, str]) -> 
             log.warning("%s", note)
         opts = WriteOptions(root=str(cfg.dest), bucket=cfg.source.bucket, file_mode=cfg.file_mode, fsync=cfg.fsync)
         with state, Pool(cfg.remote, opts, cfg.pool) as pool:
-            client = make_client(cfg.remote)
+            bucket = Bucket(cfg.remote, cfg.source.bucket)
             if not cfg.once and not cfg.dry_run:
-                return _daemon(cfg, args, env, client, state, pool, signals, hooks)
+                return _daemon(cfg, args, env, bucket, state, pool, signals, hooks)
             progress = _Progress() if sys.stderr.isatty() and not args.json else None
-            report = pull_pass(cfg, client, state, pool, stop=signals.stop,
+            report = pull_pass(cfg, bucket, state, pool, stop=signals.stop,
                                on_plan=progress.plan if progress else None,
                                on_results=progress.update if progress else None)
             if progress:
@@ -218,7 +218,7 @@ def run_pull(cfg: PullConfig, args: argparse.Namespace, env: dict[str, str]) -> 
         lock.release()
 
 
-def _daemon(cfg, args, env, client, state, pool, signals, hooks) -> int:
+def _daemon(cfg, args, env, bucket, state, pool, signals, hooks) -> int:
     from objsync.daemon import run_loop, sentry_reporter
     from objsync.metrics import Metrics
     from objsync.status import StatusServer
@@ -235,7 +235,7 @@ def _daemon(cfg, args, env, client, state, pool, signals, hooks) -> int:
     log.info("pulling %s into %s every %gs", cfg.source, cfg.dest, cfg.interval)
     pool.start()  # workers warm up while the first listing runs
     try:
-        return run_loop(cfg, client, state, pool, signals=signals, hooks=hooks,
+        return run_loop(cfg, bucket, state, pool, signals=signals, hooks=hooks,
                         max_failures=args.max_failures, status=status, metrics=metrics,
                         sentry=sentry_reporter(env.get("SENTRY_DSN")))
     finally:

@@ -116,7 +116,7 @@ def sentry_reporter(dsn: str | None):
     return report
 
 
-def run_loop(cfg, client, state, pool, *, signals: Signals, hooks: Hooks, max_failures: int,
+def run_loop(cfg, bucket, state, pool, *, signals: Signals, hooks: Hooks, max_failures: int,
              status=None, metrics=None, sentry=None) -> int:
     """Pass after pass until a stop signal; returns the exit status (0 after a clean stop)."""
     from objsync.pull import pull_pass
@@ -124,7 +124,7 @@ def run_loop(cfg, client, state, pool, *, signals: Signals, hooks: Hooks, max_fa
 
     failures, ever_ok, last_error = 0, False, ""
     while not signals.stop.is_set():
-        report = pull_pass(cfg, client, state, pool, stop=signals.stop)
+        report = pull_pass(cfg, bucket, state, pool, stop=signals.stop)
         if report.interrupted:
             break
         if report.transfer_failed:

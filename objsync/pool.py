@@ -16,7 +16,7 @@ import psutil
 
 from objsync.fetch import FetchResult, WriteOptions, run_batch
 from objsync.plan import Fetch
-from objsync.remote import ObjectReader, RemoteConfig, make_client, make_session
+from objsync.remote import Bucket, RemoteConfig
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,7 @@ _worker: "_Worker | None" = None
 
 class _Worker:
     def __init__(self, remote: RemoteConfig, opts: WriteOptions, threads: int) -> None:
-        session = make_session(remote)
-        self.reader = ObjectReader(make_client(remote, session), session.get_credentials(), remote, opts.bucket)
+        self.reader = Bucket(remote, opts.bucket)
         self.opts = opts
         self.threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch")
 

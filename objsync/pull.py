@@ -15,7 +15,7 @@ from objsync.config import PullConfig
 from objsync.fetch import FetchResult
 from objsync.plan import Plan, plan
 from objsync.pool import Pool
-from objsync.remote import describe_error, list_prefix
+from objsync.remote import Bucket, describe_error
 from objsync.state import Entry, State
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class PassReport:
         }
 
 
-def pull_pass(cfg: PullConfig, client, state: State, pool: Pool, *,
+def pull_pass(cfg: PullConfig, bucket: Bucket, state: State, pool: Pool, *,
               stop: threading.Event | None = None,
               on_results: Callable[[list[FetchResult]], None] | None = None,
               on_plan: Callable[[Plan], None] | None = None) -> PassReport:
@@ -78,7 +78,7 @@ def pull_pass(cfg: PullConfig, client, state: State, pool: Pool, *,
     started = time.monotonic()
     root = cfg.dest
     try:
-        listing = list(list_prefix(client, cfg.source.bucket, cfg.prefix))
+        listing = bucket.list(cfg.prefix)
     except Exception as exc:
         return PassReport(seconds=time.monotonic() - started, errors=(
             Problem(str(cfg.source), f"listing failed: {describe_error(exc)}", "listing"),))
@@ -93,7 +93,10 @@ def pull_pass(cfg: PullConfig, client, state: State, pool: Pool, *,
     if p.displaced:
         state.remove(p.displaced)
         for rel in p.displaced:
-            localfs.remove_file(root, rel)
+            try:
+                localfs.remove_file(root, rel)
+            except OSError as exc:  # the fetch that needed the room then fails and is reported too
+                problems.append(Problem(rel, f"cannot move aside: {exc.strerror or exc}", "delete"))
         localfs.prune_empty_dirs(root, list(p.displaced))
 
     fetched = verified = nbytes = 0
@@ -143,7 +146,9 @@ def _report(p: Plan, started: float, problems: list[Problem], *, fetched: int = 
 def log_report(report: PassReport, *, routine_if_unchanged: bool = False, **extra) -> None:
     """Log each problem, then a one-line summary (at debug level for a routine no-op pass)."""
     for problem in report.errors:
-        log.error("%s: %s", problem.key, problem.error, extra={"key": problem.key, "kind": problem.kind})
+        # A hostile key must not drive the terminal: one with control or format characters is shown escaped.
+        shown = problem.key if problem.key.isprintable() else repr(problem.key)
+        log.error("%s: %s", shown, problem.error, extra={"key": problem.key, "kind": problem.kind})
     quiet = routine_if_unchanged and not report.changed and not report.errors
     log.log(logging.DEBUG if quiet else logging.INFO,
             "listed %d, fetched %d (%s), verified %d, deleted %d, unchanged %d, errors %d in %.2fs%s",

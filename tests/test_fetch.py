@@ -10,7 +10,7 @@ from objsync.fetch import WriteOptions
 from objsync.plan import Fetch, Rules
 from objsync.pool import Pool, PoolConfig
 from objsync.pull import pull_pass
-from objsync.remote import Location, RemoteConfig, make_client
+from objsync.remote import Bucket, Location, RemoteConfig
 from objsync.state import State
 
 from support import put, tree
@@ -61,27 +61,25 @@ def test_a_failed_fetch_holds_back_every_delete_and_never_enters_the_cache(
     put(s3_client, bucket, {"p/a.py": b"v1", "p/b.py": b"b"})
     cfg = PullConfig(source=Location(bucket, "p"), dest=dest, remote=RemoteConfig(endpoint_url=seaweed.endpoint_url),
                      rules=Rules(), pool=PoolConfig(workers=0, threads=2))
-    client = make_client(cfg.remote)
+    remote = Bucket(cfg.remote, bucket)
     opts = WriteOptions(str(dest), bucket)
     (dest / "stray.py").write_bytes(b"stray")
+    real_list = remote.list
 
-    import objsync.pull as pull_mod
-    real_list = pull_mod.list_prefix
-
-    def list_then_overwrite(*args, **kwargs):
-        listing = list(real_list(*args, **kwargs))
+    def list_then_overwrite(prefix):
+        listing = real_list(prefix)
         put(s3_client, bucket, {"p/a.py": b"v2 written after the listing"})  # the race, made certain
-        return iter(listing)
+        return listing
 
-    monkeypatch.setattr(pull_mod, "list_prefix", list_then_overwrite)
+    monkeypatch.setattr(remote, "list", list_then_overwrite)
     with State.open(localfs.state_dir(dest) / "cache", cfg.identity) as state, Pool(cfg.remote, opts, cfg.pool) as pool:
-        report = pull_pass(cfg, client, state, pool)
+        report = pull_pass(cfg, remote, state, pool)
         assert [p.key for p in report.errors] == ["p/a.py"]
         assert report.transfer_failed and report.deleted == 0
         assert (dest / "stray.py").exists()
         assert "a.py" not in state.entries and "b.py" in state.entries
-        monkeypatch.setattr(pull_mod, "list_prefix", real_list)
-        report = pull_pass(cfg, client, state, pool)
+        monkeypatch.setattr(remote, "list", real_list)
+        report = pull_pass(cfg, remote, state, pool)
         assert report.ok and report.deleted == 1
     assert tree(dest) == {"a.py": b"v2 written after the listing", "b.py": b"b"}
 
@@ -102,12 +100,9 @@ SPECIAL_KEYS = ["plain.py", "with space.py", "plus+sign.py", "percent%41.py", "Ã
 
 
 def test_fast_path_signs_every_kind_of_key_and_matches_the_client(seaweed, s3_client, bucket, aws_env):
-    from objsync.remote import ObjectReader, make_session
     bodies = {k: f"body of {k}".encode() * 7 for k in SPECIAL_KEYS}
     put(s3_client, bucket, bodies)
-    cfg = RemoteConfig(endpoint_url=seaweed.endpoint_url)
-    session = make_session(cfg)
-    reader = ObjectReader(make_client(cfg, session), session.get_credentials(), cfg, bucket)
+    reader = Bucket(RemoteConfig(endpoint_url=seaweed.endpoint_url), bucket)
     for key, body in bodies.items():
         etag = s3_client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
         for fast in (True, False):
@@ -121,11 +116,22 @@ def test_fast_path_signs_every_kind_of_key_and_matches_the_client(seaweed, s3_cl
 def test_fast_path_hands_errors_to_the_client(seaweed, s3_client, bucket, aws_env):
     from botocore.exceptions import ClientError
 
-    from objsync.remote import ObjectReader, make_session
     put(s3_client, bucket, {"a.py": b"a"})
-    cfg = RemoteConfig(endpoint_url=seaweed.endpoint_url)
-    session = make_session(cfg)
-    reader = ObjectReader(make_client(cfg, session), session.get_credentials(), cfg, bucket)
+    reader = Bucket(RemoteConfig(endpoint_url=seaweed.endpoint_url), bucket)
     with pytest.raises(ClientError, match="PreconditionFailed|412"):
         reader.read("a.py", "0" * 32, 1, lambda chunk: None)
     assert reader.fallbacks == 1
+
+
+def test_fast_listing_matches_the_paginator_across_pages(seaweed, s3_client, bucket, aws_env):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from objsync.remote import list_prefix
+    keys = [f"p/{i:05d}.py" for i in range(1050)] + [f"p/{k}" for k in SPECIAL_KEYS] + ["p/ctl\x01.py", "q/x"]
+    with ThreadPoolExecutor(16) as ex:
+        list(ex.map(lambda k: s3_client.put_object(Bucket=bucket, Key=k, Body=k.encode()), keys))
+    remote = Bucket(RemoteConfig(endpoint_url=seaweed.endpoint_url), bucket)
+    fast = remote.list("p/")
+    assert remote.fallbacks == 0
+    assert fast == list(list_prefix(remote.client, bucket, "p/"))
+    assert sorted(o.key for o in fast) == sorted(k for k in keys if k.startswith("p/"))
