@@ -18,7 +18,6 @@ from objsync.plan import Rules
 from objsync.pool import Pool, PoolConfig, default_workers
 from objsync.remote import Bucket, Location, RemoteConfig
 from objsync.state import State
-from objsync.status import parse_addr
 
 log = logging.getLogger("objsync")
 
@@ -168,6 +167,8 @@ def pull_command(args: argparse.Namespace, env: dict[str, str], parser: argparse
     try:
         cfg = config_from_args(args, env)
         if not cfg.once and args.status_addr != "off":
+            from objsync.status import parse_addr
+
             parse_addr(args.status_addr)
     except ValueError as exc:
         parser.error(str(exc))

@@ -95,9 +95,7 @@ def make_client(cfg: RemoteConfig, session=None):
     from botocore.config import Config
 
     session = session or make_session(cfg)
-    # Only an explicit or configured region counts; with none, S3 answers on us-east-1 and
-    # botocore follows region redirects for AWS buckets, so no metadata lookup is ever needed.
-    region = cfg.region or session.region_name or DEFAULT_REGION
+    region = resolve_region(cfg, session)
     endpoint = cfg.effective_endpoint()
     config = Config(
         region_name=region,
@@ -112,6 +110,14 @@ def make_client(cfg: RemoteConfig, session=None):
     return session.client(
         "s3", endpoint_url=endpoint, use_ssl=cfg.use_ssl, verify=cfg.verify, config=config
     )
+
+
+def resolve_region(cfg: RemoteConfig, session) -> str:
+    """The flag, else the AWS config; with neither, us-east-1 (botocore follows AWS's redirects).
+
+    Only an explicit or configured region counts, so no instance-metadata lookup is ever made.
+    """
+    return cfg.region or session.region_name or DEFAULT_REGION
 
 
 def list_prefix(client, bucket: str, prefix: str, page_size: int = 1000) -> Iterator[RemoteObject]:
@@ -169,32 +175,50 @@ class Bucket:
     FAST_MAX = 8 << 20  # larger objects stream through the client
 
     def __init__(self, cfg: RemoteConfig, name: str, session=None) -> None:
-        session = session or make_session(cfg)
-        self.client = make_client(cfg, session)
         self.name = name
         self.fallbacks = 0
-        credentials = session.get_credentials()
-        self._fast = cfg.fast_get and credentials is not None and _no_proxy_for(self.client.meta.endpoint_url)
-        if self._fast:
-            import urllib3
-            from botocore.auth import S3SigV4Auth
+        self._cfg = cfg
+        self._session = session or make_session(cfg)
+        self._client = None
+        credentials = self._session.get_credentials()
+        endpoint = cfg.effective_endpoint()
+        self._fast = cfg.fast_get and credentials is not None and _no_proxy_for(endpoint or "https://s3.amazonaws.com")
+        if not self._fast:
+            return
+        import urllib3
+        from botocore.auth import S3SigV4Auth
 
+        if endpoint:
+            # A custom endpoint is addressed path-style (see make_client), so no client is needed yet.
+            parts = urlsplit(endpoint)
+            self._origin = endpoint.rstrip("/")
+            self._bucket_path = f"/{name}"
+            self._region = resolve_region(cfg, self._session)
+        else:
+            # AWS: let botocore resolve the addressing (virtual host, region, FIPS...) once.
             probe = self.client.generate_presigned_url("get_object", Params={"Bucket": name, "Key": "k"})
             parts = urlsplit(probe)
             self._origin = f"{parts.scheme}://{parts.netloc}"
-            self._bucket_path = parts.path[:-2] or "/"  # '/bucket' (path style) or '' -> '/' (virtual host)
-            self._credentials = credentials
+            self._bucket_path = parts.path[:-2]  # '/bucket' (path style) or '' (virtual host)
             self._region = self.client.meta.region_name
-            self._auth = S3SigV4Auth
-            kwargs = {"maxsize": cfg.max_pool_connections, "retries": False,
-                      "timeout": urllib3.Timeout(connect=cfg.connect_timeout, read=cfg.read_timeout)}
-            if parts.scheme == "https":
-                if cfg.verify is False:
-                    kwargs["cert_reqs"] = "CERT_NONE"
-                else:
-                    from botocore.httpsession import get_cert_path
-                    kwargs["ca_certs"] = get_cert_path(True if cfg.verify is None else cfg.verify)
-            self._pool = urllib3.PoolManager(**kwargs)
+        self._credentials = credentials
+        self._auth = S3SigV4Auth
+        kwargs = {"maxsize": cfg.max_pool_connections, "retries": False,
+                  "timeout": urllib3.Timeout(connect=cfg.connect_timeout, read=cfg.read_timeout)}
+        if parts.scheme == "https":
+            if cfg.verify is False:
+                kwargs["cert_reqs"] = "CERT_NONE"
+            else:
+                from botocore.httpsession import get_cert_path
+                kwargs["ca_certs"] = get_cert_path(True if cfg.verify is None else cfg.verify)
+        self._pool = urllib3.PoolManager(**kwargs)
+
+    @property
+    def client(self):
+        """The boto3 client, built on first use: a pass that never falls back never pays for it."""
+        if self._client is None:
+            self._client = make_client(self._cfg, self._session)
+        return self._client
 
     def list(self, prefix: str) -> list[RemoteObject]:
         """Every object under `prefix`, in the server's order."""
@@ -231,7 +255,7 @@ class Bucket:
     def _read_fast(self, key: str, etag: str, sink) -> ReadInfo | None:
         from urllib.parse import quote
 
-        path = self._bucket_path.rstrip("/") + "/" + quote(key, safe="/~")
+        path = self._bucket_path + "/" + quote(key, safe="/~")
         response = self._get(path, headers={"If-Match": f'"{etag}"'} if etag else None)
         if response is None or response.status != 200:
             return None
@@ -253,7 +277,7 @@ class Bucket:
             params = {"list-type": "2", "prefix": prefix, "encoding-type": "url", "max-keys": "1000"}
             if token:
                 params["continuation-token"] = token
-            response = self._get(self._bucket_path, urlencode(sorted(params.items()), quote_via=quote))
+            response = self._get(self._bucket_path or "/", urlencode(sorted(params.items()), quote_via=quote))
             if response is None or response.status != 200:
                 return None
             try:

@@ -1,0 +1,126 @@
+"""What `objsync push` and `objsync promote` do once their arguments are parsed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from objsync.envs import (Environment, ProjectConfig, git, git_root, load_project, resolve_commit,
+                          resolve_repo)
+from objsync.paths import Filter, split_patterns
+from objsync.push import Report, Target, promote, publish
+from objsync.push_plan import PushRules
+from objsync.remote import RemoteConfig, make_client
+from objsync.source import scan_source
+
+log = logging.getLogger("objsync")
+
+
+def push_command(args: argparse.Namespace, env: dict[str, str], parser: argparse.ArgumentParser) -> int:
+    cwd = Path.cwd()
+    project, (target,), origin = _setup(args, env, parser, cwd, [args.env])
+    source = project.source_dir(args.source, cwd)
+    if not source.is_dir():
+        parser.error(f"source folder {source} does not exist; pass --source DIR"
+                     + (f" or set source in {project.path}" if project.path else ""))
+    shown = os.path.relpath(source, cwd)
+    scan = scan_source(source, Filter(excludes=project.excludes + split_patterns(args.exclude)))
+    if scan.problems:
+        for problem in scan.problems:
+            log.error("%s: %s", problem.where(shown), problem.reason)
+        log.error("%d files cannot be published, so nothing was; fix or --exclude them", len(scan.problems))
+        if args.json:
+            _print_json({"errors": [{"key": p.where(shown), "error": p.reason} for p in scan.problems]})
+        return 1
+    log.info("pushing %d files from %s to %s (repo %r from %s)", len(scan.files), shown,
+             target.url(target.folder), target.repo, origin)
+    commit = resolve_commit(env, lambda: git(cwd, "rev-parse", "HEAD"))
+    rules = PushRules(allow_empty=args.allow_empty, max_delete=args.max_delete)
+    try:
+        report = publish(make_client(target.remote), target, scan.files, rules, commit=commit,
+                         threads=args.threads, dry_run=args.dry_run, compile_check=args.compile_check,
+                         source_root=shown)
+    except KeyboardInterrupt:
+        log.warning("interrupted; the manifest was not written, so it still names the previous version")
+        return 130
+    return _finish(report, args)
+
+
+def promote_command(args: argparse.Namespace, env: dict[str, str], parser: argparse.ArgumentParser) -> int:
+    _, (src, dst), origin = _setup(args, env, parser, Path.cwd(), [args.src_env, args.dst_env])
+    log.info("promoting repo %r (from %s) from %s (%s) to %s (%s)", dst.repo, origin, src.env,
+             src.url(src.folder), dst.env, dst.url(dst.folder))
+    rules = PushRules(allow_empty=args.allow_empty, max_delete=args.max_delete)
+    try:
+        report = promote(make_client(src.remote), src, make_client(dst.remote), dst, rules,
+                         threads=args.threads, dry_run=args.dry_run)
+    except KeyboardInterrupt:
+        log.warning("interrupted; the manifest of %s was not written, so it still names the previous version",
+                    dst.env)
+        return 130
+    return _finish(report, args)
+
+
+def _setup(args: argparse.Namespace, env: dict[str, str], parser: argparse.ArgumentParser, cwd: Path,
+           names: list[str]) -> tuple[ProjectConfig, list[Target], str]:
+    """The project config, a Target per environment name, and where the repo name came from; usage errors exit 2."""
+    try:
+        project = load_project(cwd, env)
+        environments = [project.environment(name) for name in names]
+        repo, origin = resolve_repo(args.repo, env, lambda: git(cwd, "config", "--get", "remote.origin.url"),
+                                    git_root(cwd) or cwd)
+    except ValueError as exc:
+        parser.error(str(exc))
+    targets = [Target(e.name, e.location, _remote(e, env, args.threads), repo) for e in environments]
+    return project, targets, origin
+
+
+def _remote(environment: Environment, env: dict[str, str], threads: int) -> RemoteConfig:
+    """The environment's endpoint and region, else the AWS_* variables boto3 would use."""
+    return RemoteConfig(
+        endpoint_url=environment.endpoint_url or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
+        region=environment.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        max_pool_connections=threads + 8,  # large files add a few part uploads of their own
+    )
+
+
+def _finish(report: Report, args: argparse.Namespace) -> int:
+    verb = "upload" if report.command == "push" else "copy"
+    if args.dry_run and report.plan is not None:
+        _print_plan(report, verb)
+    for key, error in report.errors:
+        log.error("%s: %s", key, error, extra={"key": key})
+    if args.json:
+        _print_json(report.as_dict() | {"dry_run": bool(args.dry_run)})
+    p = report.plan
+    if args.dry_run and p is not None:
+        counts = f"would {verb} {len(p.transfers)}, keep {len(p.unchanged)}, delete {len(p.deletes)}"
+    else:
+        counts = (f"{'uploaded' if verb == 'upload' else 'copied'} {report.transferred}, unchanged "
+                  f"{report.unchanged}, deleted {report.deleted}")
+    log.info("%s %s: %s, manifest %s %s, errors %d in %.2fs", report.command, report.target.env, counts,
+             report.manifest_id or "-", report.manifest, len(report.errors), report.seconds,
+             extra={"summary": report.as_dict() | {"errors": len(report.errors)}})
+    return 0 if report.ok else 1
+
+
+def _print_plan(report: Report, verb: str) -> None:
+    p, t, out = report.plan, report.target, sys.stdout
+    for x in p.transfers:
+        out.write(f"{verb:<8}{x.file.path}  ({x.reason}, {x.file.size} bytes)\n")
+    for key in p.deletes:
+        out.write(f"delete  {t.url(key)}\n")
+    out.write(f"keep    {len(p.unchanged)} unchanged\n")
+    if p.blocked:
+        out.write(f"hold    {p.blocked}\n")
+    elif report.manifest_id:
+        out.write(f"write   {t.url(t.manifest_key)}  (manifest {report.manifest_id})\n")
+
+
+def _print_json(doc: dict) -> None:
+    sys.stdout.write(json.dumps(doc) + "\n")
+    sys.stdout.flush()
