@@ -45,8 +45,12 @@ def check_relative(rel: str) -> None:
     if rel.startswith("/"):
         raise UnsafeKey("absolute-looking path (leading '/')")
     for ch in rel:
-        if ch < " " or ch == "\x7f":
+        if unicodedata.category(ch) == "Cc":  # C0, DEL and C1 (U+0080-U+009F), terminal controls among them
             raise UnsafeKey(f"control character {ch!r} in path")
+    if "\ufffd" in rel:
+        # botocore decodes listed keys with errors="replace": this may stand for bytes that are not
+        # UTF-8, and a GET for the decoded name would ask for another object.
+        raise UnsafeKey("path holds U+FFFD, the mark of bytes that are not valid UTF-8")
     if "\\" in rel:
         raise UnsafeKey("backslash in path")
     try:

@@ -70,6 +70,7 @@ def plan(listing: Iterable[RemoteObject], prefix: str, state: Mapping[str, Entry
     skipped: Counter[str] = Counter()
     rejected: list[Rejected] = []
     remote: dict[str, RemoteObject] = {}
+    twice: dict[str, RemoteObject] = {}
     listed = 0
     for obj in listing:
         listed += 1
@@ -80,19 +81,34 @@ def plan(listing: Iterable[RemoteObject], prefix: str, state: Mapping[str, Entry
             rejected.append(Rejected(obj.key, f"key is outside the prefix {prefix!r}"))
             continue
         rel = obj.key[len(prefix):]
-        if is_reserved(rel):
-            skipped["objsync metadata"] += 1
-            continue
         try:
+            if is_reserved(rel):
+                # `objsync push` keeps manifests here: never mirrored, but a hostile name is still named.
+                inner = rel.partition("/")[2]
+                if inner:
+                    check_relative(inner)
+                skipped["objsync metadata"] += 1
+                continue
             check_relative(rel)
         except UnsafeKey as exc:
             rejected.append(Rejected(obj.key, str(exc)))
             continue
-        remote[rel] = obj
+        first = remote.get(rel)
+        if first is None:
+            remote[rel] = obj
+        elif (first.etag, first.size) == (obj.etag, obj.size):
+            skipped["listed twice"] += 1  # overlapping pages of one listing: harmless
+        else:
+            twice[rel] = obj
 
+    known = set(remote)  # every safely mapped key, selected or not: never deleted locally
+    for rel, obj in twice.items():
+        # Two answers for one name: neither can be trusted, and the local file stays as it is.
+        remote.pop(rel, None)
+        rejected.append(Rejected(obj.key, "listed twice with different ETags or sizes; the local file was kept"))
     for rel, reason in _conflicts(remote).items():
         rejected.append(Rejected(remote.pop(rel).key, reason))
-    known = set(remote)  # every safely mapped key, selected or not: never deleted locally
+        known.discard(rel)
 
     fetches: list[Fetch] = []
     for rel, obj in remote.items():

@@ -20,6 +20,7 @@ def test_sibling_of_prefix_is_outside():
     ("a//b", "empty path segment"), ("a\x00b", "control"), ("a\nb", "control"), ("a\x7fb", "control"),
     ("a\\b", "backslash"), ("x" * 256, "over 255"), ("/".join(["d" * 200] * 21), "over the limit"),
     (".objsync/cache", "reserved"), ("", "empty"), ("a\udcff", "UTF-8"),
+    ("a\x85b", "control"), ("a\x9bb", "control"), ("a\x1b[2Jb", "control"), ("bad\ufffd.py", "U\\+FFFD"),
 ])
 def test_unsafe_relative_paths(rel, why):
     with pytest.raises(UnsafeKey, match=why):
@@ -27,7 +28,8 @@ def test_unsafe_relative_paths(rel, why):
 
 
 @pytest.mark.parametrize("rel", ["a.py", "dir/sub/b.py", ".airflowignore", "x/.objsync/ok", "ünï/çödé.py",
-                                 "a..b", "...", "x" * 255])
+                                 "a..b", "...", "x" * 255, "\uff0e\uff0e/x", "%2e%2e/x", "\u2215etc",
+                                 "-rf", "C:/x", "sp ace+plus", "rlo\u202eyp.txt"])
 def test_ordinary_paths_are_accepted(rel):
     check_relative(rel)
 
