@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from decimal import Decimal
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -21,7 +22,7 @@ class Rules:
     filter: Filter = field(default_factory=Filter)
     scratch: bool = False
     allow_empty: bool = False
-    max_delete: str | None = None  # "N" files or "P%" of the local files; None for no cap
+    max_delete: str | None = None  # "N" files or "P%" of the local files; None for the default cap
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,18 +221,42 @@ def _delete_guard(n_delete: int, n_remote: int, n_local: int, rules: Rules) -> s
     if n_remote == 0 and not rules.allow_empty:
         return (f"the listing is empty but {n_local} local files exist, so nothing was deleted; "
                 f"check the prefix and permissions, or pass --allow-empty if the prefix was emptied on purpose")
-    cap = max_delete_count(rules.max_delete, n_local)
-    if cap is not None and n_delete > cap:
-        return (f"{n_delete} deletes exceed --max-delete {rules.max_delete} ({cap} files), so nothing "
-                f"was deleted; raise --max-delete if this is intended")
-    return None
+    if rules.max_delete is None:
+        if n_remote == 0:
+            return None  # --allow-empty already says that every local file may go
+        cap = default_max_delete(n_local)
+    else:
+        cap = max_delete_count(rules.max_delete, n_local)
+    if n_delete <= cap:
+        return None
+    if rules.max_delete is None:
+        return (f"{n_delete} deletes exceed the default --max-delete ({DEFAULT_MAX_DELETE} of the local files, "
+                f"at least {DEFAULT_DELETE_FLOOR}: {cap} of {n_local}), so nothing was deleted; check the prefix, "
+                f"or pass --max-delete 100% if this is intended")
+    return (f"{n_delete} deletes exceed --max-delete {rules.max_delete} ({cap} of {n_local} local files), so "
+            f"nothing was deleted; check the prefix, or raise --max-delete if this is intended")
 
 
-def max_delete_count(spec: str | None, n_local: int) -> int | None:
-    """Turn `--max-delete N|P%` into a file count for a folder of `n_local` files."""
+# By default a pass may delete half the folder, and always 10 files: removing one repo of several
+# from a shared prefix goes through, while a prefix that points elsewhere (every path changes) does not.
+DEFAULT_MAX_DELETE = "50%"
+DEFAULT_DELETE_FLOOR = 10
+
+
+def default_max_delete(n_local: int) -> int:
+    """The cap on deletes when `--max-delete` is not given."""
+    return max(DEFAULT_DELETE_FLOOR, max_delete_count(DEFAULT_MAX_DELETE, n_local))
+
+
+def max_delete_count(spec: str | None, n_total: int) -> int | None:
+    """Turn `--max-delete N|P%` into a file count for `n_total` files (None: no cap).
+
+    A percentage rounds up, so any share above 0 % allows at least one delete.
+    """
     if spec is None:
         return None
     spec = spec.strip()
     if spec.endswith("%"):
-        return math.floor(n_local * float(spec[:-1]) / 100)
+        # Decimal keeps 10 % of 70 at exactly 7, where binary floats would round it up to 8.
+        return math.ceil(Decimal(spec[:-1]) * n_total / 100)
     return int(spec)

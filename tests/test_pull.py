@@ -267,6 +267,20 @@ def test_empty_listing_keeps_local_files(s3_client, bucket, tmp_path, aws_env):
     assert tree(d) == {}
 
 
+def test_default_max_delete_holds_back_a_pass_that_would_empty_most_of_the_folder(s3_client, bucket, tmp_path,
+                                                                                  aws_env):
+    put(s3_client, bucket, {f"a/f{i}.py": b"a" for i in range(30)} | {"b/new.py": b"new", "b/f0.py": b"b"})
+    d = tmp_path / "d"
+    assert pull(f"s3://{bucket}/a", d, env=aws_env).rc == 0
+    run = pull(f"s3://{bucket}/b", d, env=aws_env)  # a prefix that points elsewhere
+    assert run.rc == 1
+    assert run.summary["deleted"] == 0 and len(tree(d)) == 31
+    error = run.summary["errors"][0]["error"]
+    assert "29 deletes exceed the default --max-delete" in error and "15 of 30" in error
+    run = pull(f"s3://{bucket}/b", d, "--max-delete", "100%", env=aws_env)
+    assert run.rc == 0 and tree(d) == {"new.py": b"new", "f0.py": b"b"}
+
+
 def test_listing_failure_is_an_error_and_deletes_nothing(tmp_path, aws_env):
     d = tmp_path / "d"
     d.mkdir()

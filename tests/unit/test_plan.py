@@ -1,6 +1,6 @@
 from objsync.localfs import LocalFile
 from objsync.paths import Filter
-from objsync.plan import Rules, max_delete_count, plan
+from objsync.plan import Rules, default_max_delete, max_delete_count, plan
 from objsync.remote import RemoteObject
 from objsync.state import Entry
 
@@ -130,10 +130,64 @@ def test_max_delete_holds_back_all_deletes():
     assert len(plan([obj("a.py")], "", {"a.py": entry()}, local, Rules(max_delete="95%")).deletes) == 10
 
 
-def test_max_delete_count():
-    assert max_delete_count("10%", 55) == 5
+def test_max_delete_count_rounds_percentages_up():
+    assert max_delete_count("10%", 55) == 6
+    assert max_delete_count("10%", 70) == 7  # exact, not 8 from binary float error
+    assert max_delete_count("50%", 1) == 1
+    assert max_delete_count("0%", 55) == 0
     assert max_delete_count("7", 55) == 7
     assert max_delete_count(None, 55) is None
+
+
+def test_default_max_delete_is_half_the_folder_but_at_least_ten_files():
+    assert [default_max_delete(n) for n in (0, 3, 20, 21, 1000)] == [10, 10, 10, 11, 500]
+
+
+def local_files(n):
+    return {f"old/f{i}": LocalFile(1, 1) for i in range(n)}
+
+
+def test_default_cap_lets_one_repo_of_several_go_and_holds_a_wrong_prefix():
+    repos = {f"r{r}/f{i}": LocalFile(1, 1) for r in range(4) for i in range(25)}
+    keep = [obj(f"r{r}/f{i}", size=1) for r in range(1, 4) for i in range(25)]
+    state = {rel: Entry(MD5, 1, 1, "h") for rel in repos}
+    p = plan(keep, "", state, repos)
+    assert len(p.deletes) == 25 and p.delete_blocked is None
+    # The same files under another prefix: every local path would go.
+    moved = [obj(f"dags/{o.key}", size=1) for o in keep]
+    p = plan(moved, "", state, repos)
+    assert p.deletes == () and "default --max-delete" in p.delete_blocked and "50 of 100" in p.delete_blocked
+    assert len(plan(moved, "", state, repos, Rules(max_delete="100%")).deletes) == 100
+
+
+def test_default_cap_allows_small_folders_to_change_completely():
+    p = plan([obj("new.py")], "", {}, local_files(10))
+    assert len(p.deletes) == 10 and p.delete_blocked is None
+    assert plan([obj("new.py")], "", {}, local_files(11)).delete_blocked is not None
+
+
+def test_allow_empty_is_not_held_back_by_the_default_cap_but_by_an_explicit_one():
+    assert len(plan([], "", {}, local_files(100), Rules(allow_empty=True)).deletes) == 100
+    p = plan([], "", {}, local_files(100), Rules(allow_empty=True, max_delete="10"))
+    assert p.deletes == () and "--max-delete 10" in p.delete_blocked
+
+
+def test_key_listed_twice_identically_is_harmless():
+    p = plan([obj("a.py"), obj("a.py")], "", {}, {})
+    assert [f.rel for f in p.fetches] == ["a.py"] and not p.rejected
+    assert p.skipped == {"listed twice": 1}
+
+
+def test_key_listed_twice_differently_is_rejected_and_the_local_file_kept():
+    p = plan([obj("a.py"), obj("a.py", etag="f" * 32)], "", {}, {"a.py": LocalFile(10, 1)})
+    assert p.fetches == () and p.deletes == ()
+    assert [r.key for r in p.rejected] == ["a.py"] and "listed twice" in p.rejected[0].reason
+
+
+def test_hostile_names_inside_objsync_metadata_are_still_named():
+    p = plan([obj("p/.objsync/../../x"), obj("p/.objsync/ok.json"), obj("p/.objsync")], "p", {}, {})
+    assert [r.key for r in p.rejected] == ["p/.objsync/../../x"]
+    assert p.skipped == {"objsync metadata": 2}
 
 
 def test_file_replacing_a_folder_displaces_the_folder_contents():
