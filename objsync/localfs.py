@@ -31,6 +31,13 @@ class Locked(RuntimeError):
     """Another objsync holds the destination's lock."""
 
 
+class Unusable(OSError):
+    """The destination cannot be used at all; the message names it and says what to do."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
+
 def state_dir(root: Path) -> Path:
     return Path(root) / STATE_DIR
 
@@ -40,17 +47,43 @@ def tmp_dir(root: Path) -> Path:
 
 
 def prepare_root(root: Path) -> None:
-    """Create the destination and its state folders; a destination that is a file is an error."""
+    """Create the destination and its state folders, or raise Unusable saying why that cannot be done."""
     root = Path(root)
     if root.exists() and not root.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, f"destination {root} exists and is not a directory", str(root))
-    tmp_dir(root).mkdir(parents=True, exist_ok=True)
+        raise Unusable(errno.ENOTDIR, f"destination {root} exists and is not a directory; "
+                                      f"give a folder, or a path where one can be created")
+    for path in (state_dir(root), tmp_dir(root), state_dir(root) / "cache"):
+        # The lock, the cache and temp files live here: a symlink would take their writes elsewhere.
+        if path.is_symlink():
+            raise Unusable(errno.ELOOP, f"{path} is a symlink; objsync keeps its own state there and never "
+                                        f"writes through a symlink: remove it, and objsync recreates the folder")
+        if path != state_dir(root) / "cache":
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise unusable(exc, root) from None
+
+
+def unusable(exc: OSError, root: Path) -> Unusable:
+    """Explain an OSError met while setting up `root`, with what to do about it."""
+    code = exc.errno
+    if code == errno.EROFS:
+        why = f"{root} is on a read-only file system; mount it read-write or choose another folder"
+    elif code in (errno.EACCES, errno.EPERM):
+        why = (f"permission denied writing in {root} ({exc.strerror}); give user {os.geteuid()} write access "
+               f"to it and to its {STATE_DIR}/ folder, or clear an immutable attribute (chattr -i)")
+    elif code in (errno.ENOSPC, errno.EDQUOT):
+        why = f"no space left on the device of {root} ({exc.strerror}); free some space and run again"
+    else:
+        why = f"cannot use {root}: {exc.strerror or exc}"
+    return Unusable(code or errno.EIO, why)
 
 
 def scan(root: Path) -> dict[str, LocalFile]:
     """Every file and symlink below `root` by relative path, skipping objsync's own folder.
 
-    Symlinked directories are listed as links and never entered.
+    Symlinked directories are listed as links and never entered. Entries that vanish while the scan
+    runs (Airflow writes and removes `__pycache__` files all the time) are left out.
     """
     found: dict[str, LocalFile] = {}
     stack = [("", str(root))]
@@ -58,14 +91,17 @@ def scan(root: Path) -> dict[str, LocalFile]:
         rel_dir, abs_dir = stack.pop()
         try:
             entries = os.scandir(abs_dir)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             continue
         with entries:
             for entry in entries:
                 rel = rel_dir + entry.name
                 if not rel_dir and entry.name == STATE_DIR:
                     continue
-                st = entry.stat(follow_symlinks=False)
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
                 if stat.S_ISDIR(st.st_mode):
                     stack.append((rel + "/", entry.path))
                 elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
@@ -109,17 +145,37 @@ def replace_into_place(tmp: str, target: Path) -> None:
         os.replace(tmp, target)
 
 
-def remove_file(root: Path, rel: str) -> bool:
-    """Unlink one file or symlink (never following it); True if something was removed."""
-    path = os.path.join(str(root), rel)
-    for parent in parents(rel):
-        if os.path.islink(os.path.join(str(root), parent)):
-            return False  # the path leaves the tree through a symlink: not ours to delete
+def _open_parent(root: Path, rel: str) -> int | None:
+    """A descriptor of `rel`'s parent folder, reached without following any symlink; None if there is none."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.unlink(path)
+        for name in rel.split("/")[:-1]:
+            child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    except (FileNotFoundError, NotADirectoryError):
+        os.close(fd)
+        return None
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno == errno.ELOOP:
+            return None  # the path leaves the tree through a symlink: nothing below it is ours
+        raise
+    return fd
+
+
+def remove_file(root: Path, rel: str) -> bool:
+    """Unlink one file or symlink (never following a symlink on the way); True if something was removed."""
+    parent = _open_parent(root, rel)
+    if parent is None:
+        return False
+    try:
+        os.unlink(rel.rpartition("/")[2], dir_fd=parent)
         return True
     except FileNotFoundError:
         return False
+    finally:
+        os.close(parent)
 
 
 def prune_empty_dirs(root: Path, rels: list[str]) -> int:
@@ -127,14 +183,19 @@ def prune_empty_dirs(root: Path, rels: list[str]) -> int:
     candidates = sorted({p for rel in rels for p in parents(rel)}, key=lambda p: p.count("/"), reverse=True)
     removed = 0
     for rel in candidates:
-        path = os.path.join(str(root), rel)
-        if os.path.islink(path):
+        try:
+            parent = _open_parent(root, rel)
+        except OSError:
+            continue
+        if parent is None:
             continue
         try:
-            os.rmdir(path)
+            os.rmdir(rel.rpartition("/")[2], dir_fd=parent)  # never follows a symlink at the end
             removed += 1
         except OSError:
-            pass  # not empty, or gone: either way nothing to do
+            pass  # not empty, a symlink, or gone: either way nothing to do
+        finally:
+            os.close(parent)
     return removed
 
 
@@ -163,17 +224,27 @@ class DirLock:
         self._fd: int | None = None
 
     def acquire(self) -> "DirLock":
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        root = self.path.parent.parent
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise Unusable(errno.ELOOP, f"{self.path} is a symlink; objsync never writes through one: "
+                                            f"remove it") from None
+            raise unusable(exc, root) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise Locked(f"another objsync (pid {holder}) is syncing into {self.path.parent.parent}; "
+            raise Locked(f"another objsync (pid {holder}) is syncing into {root}; "
                          f"stop it or choose another folder") from None
         # flock dies with its holder, so a lock left by a killed process is simply taken over.
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+        except OSError:
+            pass  # the PID is a courtesy for the next one to come: a full disk must not stop the sync
         self._fd = fd
         return self
 

@@ -23,26 +23,17 @@ class _QuietServer(ThreadingHTTPServer):
         pass  # connections this proxy cuts on purpose end in errors
 
 
-class FaultProxy:
-    """Forwards to `upstream` (host, port); `rate` of the requests get one of `kinds` instead."""
+class HttpProxy:
+    """A threaded HTTP server on a free loopback port that hands every request to `self._handle`."""
 
-    def __init__(self, upstream: tuple[str, int], rate: float = 0.2, kinds=KINDS, seed: int = 1,
-                 stall_seconds: float = 3.0) -> None:
-        self.upstream = upstream
-        self.rate = rate
-        self.kinds = tuple(kinds)
-        self.stall_seconds = stall_seconds
-        self.injected: Counter[str] = Counter()
-        self.requests = 0
-        self._rng = random.Random(seed)
-        self._lock = threading.Lock()
-        proxy = self
+    def __init__(self) -> None:
+        handle = self._handle
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self):
-                proxy._handle(self)
+                handle(self)
 
             do_HEAD = do_PUT = do_POST = do_DELETE = do_GET
 
@@ -61,6 +52,25 @@ class FaultProxy:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        raise NotImplementedError
+
+
+class FaultProxy(HttpProxy):
+    """Forwards to `upstream` (host, port); `rate` of the requests get one of `kinds` instead."""
+
+    def __init__(self, upstream: tuple[str, int], rate: float = 0.2, kinds=KINDS, seed: int = 1,
+                 stall_seconds: float = 3.0) -> None:
+        self.upstream = upstream
+        self.rate = rate
+        self.kinds = tuple(kinds)
+        self.stall_seconds = stall_seconds
+        self.injected: Counter[str] = Counter()
+        self.requests = 0
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        super().__init__()
 
     def _choose(self, carries_object: bool) -> str | None:
         with self._lock:
