@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 SCHEMA = "1"
 _META = "meta"
 _FILE = "f:"  # prefix of per-path keys, so that no path can collide with the meta key
+_MEMO = "m:"  # prefix of named notes kept for other parts of objsync (manifest mode's last versions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,18 @@ class CacheCorrupt(Exception):
     """The cache on disk cannot be trusted."""
 
 
+_BROKEN = (CacheCorrupt, sqlite3.Error, OSError, ValueError)
+# SQLite's words for a disk that refuses writes, as opposed to a damaged file.
+_REFUSED = ("disk is full", "readonly database", "read-only file system", "disk i/o error")
+
+
+def _cannot_write(exc: BaseException) -> bool:
+    """True when `exc` says the disk refuses writes (full, read-only, not permitted), not that the cache is bad."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+    return isinstance(exc, sqlite3.Error) and any(word in str(exc).lower() for word in _REFUSED)
+
+
 class State:
     """The cache of one destination: loaded whole at open, then written through on every commit."""
 
@@ -49,33 +63,57 @@ class State:
         self.directory = Path(directory)
         self.identity = identity
         self.entries: dict[str, Entry] = {}
+        self.memos: dict[str, str] = {}
         self.notes: list[str] = []
         self._cache: diskcache.Cache | None = None
+        self._write_error = ""
 
     @classmethod
     def open(cls, directory: Path, identity: str) -> "State":
-        """Open (or create) the cache; a corrupt or foreign one is set aside and started afresh."""
+        """Open (or create) the cache; a corrupt or foreign one is set aside and started afresh.
+
+        When the cache cannot be written at all (a full disk, a read-only or immutable folder), it is
+        left as it is and this run keeps its cache in memory: a cache is never worth a failed sync.
+        """
         state = cls(directory, identity)
         try:
             state._load()
-        except (CacheCorrupt, sqlite3.Error, OSError, ValueError) as exc:
+            return state
+        except _BROKEN as exc:
             state._close()
+            if _cannot_write(exc):
+                state._in_memory(f"cannot write the cache at {state.directory} ({exc})")
+                return state
+            damage = exc
+        try:
             aside = state._set_aside()
-            state.notes.append(f"cache at {state.directory} was unreadable ({exc}); moved it to "
-                               f"{aside} and rebuilt it: files already in place are verified, not re-downloaded")
             state.entries = {}
             state._load()
+        except _BROKEN as exc:
+            state._close()
+            state._in_memory(f"cache at {state.directory} is unreadable ({damage}) and cannot be rebuilt ({exc})")
+            return state
+        state.notes.append(f"cache at {state.directory} was unreadable ({damage}); moved it to {aside} and "
+                           f"rebuilt it: files already in place are verified, not re-downloaded")
         return state
+
+    def _in_memory(self, why: str) -> None:
+        self._cache = None
+        self.entries = {}
+        self.notes.append(f"{why}; this run keeps the cache in memory only, so files already in place are "
+                          f"verified by hash, not re-downloaded; free space or make the folder writable")
 
     def _load(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        # disk_min_file_size: large memos stay raw rows in SQLite, never pickled or text files beside it.
         self._cache = diskcache.Cache(str(self.directory), eviction_policy="none", statistics=False,
-                                      size_limit=1 << 62)
+                                      size_limit=1 << 62, disk_min_file_size=1 << 40)
         # One query instead of a get per key: a 100k-entry cache loads in tens of milliseconds.
         # Only raw (never pickled) values are accepted, so a tampered cache cannot run code.
         rows = self._cache._sql("SELECT key, raw, value, mode FROM Cache").fetchall()
         meta = None
         entries: dict[str, Entry] = {}
+        memos: dict[str, str] = {}
         for key, raw, value, mode in rows:
             if not raw or mode != diskcache.core.MODE_RAW or not isinstance(key, str) or not isinstance(value, str):
                 raise CacheCorrupt(f"unexpected record {key!r}")
@@ -83,6 +121,8 @@ class State:
                 meta = value
             elif key.startswith(_FILE):
                 entries[key[len(_FILE):]] = Entry.decode(value)
+            elif key.startswith(_MEMO):
+                memos[key[len(_MEMO):]] = value
             else:
                 raise CacheCorrupt(f"unexpected key {key!r}")
         expected = f"{SCHEMA}\t{self.identity}"
@@ -91,29 +131,54 @@ class State:
                 self.notes.append("cache belonged to another source or version; starting afresh")
             self._cache.clear()
             self._cache.set(_META, expected)
-            entries = {}
+            entries, memos = {}, {}
         self.entries = entries
+        self.memos = memos
 
     def put(self, items: Iterable[tuple[str, Entry]]) -> None:
         """Record written files in one transaction."""
         items = list(items)
         if not items:
             return
-        with self._cache.transact():
-            for rel, entry in items:
-                self._cache.set(_FILE + rel, entry.encode())
+        # Memory first: it is what this process trusts. The disk copy may only ever hold less.
         self.entries.update(items)
+        self._write(lambda cache: [cache.set(_FILE + rel, entry.encode()) for rel, entry in items])
 
     def remove(self, rels: Iterable[str]) -> None:
         """Forget paths in one transaction (done before the files themselves are removed)."""
         rels = [r for r in rels if r in self.entries]
         if not rels:
             return
-        with self._cache.transact():
-            for rel in rels:
-                self._cache.delete(_FILE + rel)
         for rel in rels:
             self.entries.pop(rel, None)
+        self._write(lambda cache: [cache.delete(_FILE + rel) for rel in rels])
+
+    def put_memo(self, name: str, text: str) -> None:
+        """Keep a named note with the cache; it is dropped whenever the cache is started afresh."""
+        self.memos[name] = text
+        self._write(lambda cache: cache.set(_MEMO + name, text))
+
+    def drop_memo(self, name: str) -> None:
+        if self.memos.pop(name, None) is not None:
+            self._write(lambda cache: cache.delete(_MEMO + name))
+
+    def _write(self, change) -> None:
+        """Apply `change` to the disk copy in one transaction; a disk that refuses it is logged, not raised."""
+        if self._cache is None:
+            return
+        try:
+            with self._cache.transact():
+                change(self._cache)
+        except (sqlite3.Error, OSError) as exc:
+            # An entry that could not be recorded only costs a hash at the next start, and one that
+            # could not be forgotten names a file that is gone, which the planner fetches again if listed.
+            if str(exc) != self._write_error:
+                advice = "; free space or make the folder writable" if _cannot_write(exc) else ""
+                log.warning("cannot update the cache at %s (%s); the files themselves are in place, and the "
+                            "next start verifies them by hash%s", self.directory, exc, advice)
+            self._write_error = str(exc)
+        else:
+            self._write_error = ""
 
     def _set_aside(self) -> Path:
         aside = self.directory.with_name(self.directory.name + f".broken-{int(time.time())}")
