@@ -44,6 +44,7 @@ class TrialResult:
     killed_after: float
     files_present: int
     violations: tuple[str, ...]
+    was_running: bool = True  # False when the pull had already exited by itself before the kill
 
 
 def mutate(bucket: Bucket, rng: random.Random, fraction: float = 0.05) -> None:
@@ -94,11 +95,11 @@ def run_trial(argv: list[str], env: dict[str, str], dest: Path, bucket: Bucket, 
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    proc.wait()
+    status = proc.wait()
     _reap_group(proc.pid)
     present = sum(1 for p in dest.rglob("*") if p.is_file() and STATE_DIR not in p.parts) if dest.exists() else 0
     violations = check(dest, bucket, identity) if dest.exists() else []
-    return TrialResult(mode, delay, present, tuple(violations))
+    return TrialResult(mode, delay, present, tuple(violations), was_running=status == -signal.SIGKILL)
 
 
 def _reap_group(pgid: int) -> None:
