@@ -237,3 +237,15 @@ def test_flags_from_objsync_environment_variables(s3_client, bucket, tmp_path, a
 def test_status_off_and_bad_status_address(s3_client, bucket, tmp_path, aws_env):
     bad = objsync("pull", "-s", "nonsense", f"s3://{bucket}/d", str(tmp_path / "d"), env=aws_env)
     assert bad.rc == 2 and "nonsense" in bad.err
+
+
+def test_sentry_dsn_without_the_extra_logs_one_warning_and_syncs(s3_client, bucket, tmp_path, aws_env):
+    put(s3_client, bucket, {"d/a.py": b"a"})
+    d = tmp_path / "d"
+    env = aws_env | {"SENTRY_DSN": "https://public@sentry.invalid/1"}
+    with Daemon(f"s3://{bucket}/d", d, env) as daemon:
+        wait_for(lambda: daemon.health() == (200, "GOOD"), what="healthy")
+        assert daemon.stop() == 0
+    warnings = [r for r in daemon.log() if "sentry-sdk is not installed" in r["msg"]]
+    assert len(warnings) == 1 and warnings[0]["level"] == "warning"
+    assert tree(d) == {"a.py": b"a"}
