@@ -91,6 +91,14 @@ def build_parser(prog: str = "objsync") -> argparse.ArgumentParser:
     pull.add_argument("--touch-file", metavar="PATH", help="touch PATH after a pass that changed files")
     pull.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"],
                       help="log level (default info, or debug when DEBUG=1)")
+    pull.add_argument("--pin", action="append", default=[], metavar="REPO=MANIFEST_ID",
+                      help="hold a repo at a version from its manifest history; repeatable")
+    pull.add_argument("--rescan-every", type=_typed(parse_duration), default=60.0, metavar="DURATION",
+                      help="manifest mode: how often to stat every local file and look for top-level folders "
+                           "without a manifest (default 1m; SIGHUP does it at once)")
+    pull.add_argument("--ignore-manifests", action="store_true",
+                      help="LIST the whole prefix on every pass and mirror what is listed, even where repos "
+                           "have manifests")
     pull.set_defaults(func=pull_command)
     push_cli.register(sub)
     return parser
@@ -113,11 +121,15 @@ def config_from_args(args: argparse.Namespace, env: dict[str, str]) -> PullConfi
         filter=Filter(includes=split_patterns(args.include), excludes=split_patterns(args.exclude)),
         scratch=args.scratch, allow_empty=args.allow_empty, max_delete=args.max_delete)
     workers = default_workers() if args.workers is None else args.workers
+    from objsync.sources import check_pins
+
+    pins = check_pins(split_patterns(args.pin))
     return PullConfig(
         source=source, dest=Path(args.local).absolute(), remote=remote, rules=rules,
         pool=PoolConfig(workers=workers, threads=max(1, args.threads)),
         file_mode=args.default_file_mode, fsync=args.fsync, once=args.once,
-        interval=args.interval, dry_run=args.dry_run)
+        interval=args.interval, dry_run=args.dry_run, pins=tuple(sorted(pins.items())),
+        rescan_every=args.rescan_every, use_manifests=not args.ignore_manifests)
 
 
 def apply_env_defaults(parser: argparse.ArgumentParser, env: dict[str, str], command: str = "pull") -> None:
@@ -179,7 +191,7 @@ def run_pull(cfg: PullConfig, args: argparse.Namespace, env: dict[str, str]) -> 
     """Take the folder's lock, open the cache and the pool, then run once or as a daemon."""
     from objsync.daemon import Hooks, Signals, run_hooks
     from objsync.fetch import WriteOptions
-    from objsync.pull import pull_pass
+    from objsync.pull import make_source, pull_pass
 
     try:
         localfs.prepare_root(cfg.dest)
@@ -197,10 +209,11 @@ def run_pull(cfg: PullConfig, args: argparse.Namespace, env: dict[str, str]) -> 
         opts = WriteOptions(root=str(cfg.dest), bucket=cfg.source.bucket, file_mode=cfg.file_mode, fsync=cfg.fsync)
         with state, Pool(cfg.remote, opts, cfg.pool) as pool:
             bucket = Bucket(cfg.remote, cfg.source.bucket)
+            source = make_source(cfg, bucket, state)
             if not cfg.once and not cfg.dry_run:
-                return _daemon(cfg, args, env, bucket, state, pool, signals, hooks)
+                return _daemon(cfg, args, env, bucket, state, pool, signals, hooks, source)
             progress = _Progress() if sys.stderr.isatty() and not args.json else None
-            report = pull_pass(cfg, bucket, state, pool, stop=signals.stop,
+            report = pull_pass(cfg, bucket, state, pool, stop=signals.stop, source=source,
                                on_plan=progress.plan if progress else None,
                                on_results=progress.update if progress else None)
             if progress:
@@ -219,7 +232,7 @@ def run_pull(cfg: PullConfig, args: argparse.Namespace, env: dict[str, str]) -> 
         lock.release()
 
 
-def _daemon(cfg, args, env, bucket, state, pool, signals, hooks) -> int:
+def _daemon(cfg, args, env, bucket, state, pool, signals, hooks, source) -> int:
     from objsync.daemon import run_loop, sentry_reporter
     from objsync.metrics import Metrics
     from objsync.status import StatusServer
@@ -238,7 +251,7 @@ def _daemon(cfg, args, env, bucket, state, pool, signals, hooks) -> int:
     try:
         return run_loop(cfg, bucket, state, pool, signals=signals, hooks=hooks,
                         max_failures=args.max_failures, status=status, metrics=metrics,
-                        sentry=sentry_reporter(env.get("SENTRY_DSN")))
+                        sentry=sentry_reporter(env.get("SENTRY_DSN")), source=source)
     finally:
         if status is not None:
             status.stop()

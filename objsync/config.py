@@ -26,6 +26,9 @@ class PullConfig:
     once: bool = False
     interval: float = 5.0
     dry_run: bool = False
+    pins: tuple[tuple[str, str], ...] = ()  # (repo, manifest id): versions held with --pin
+    rescan_every: float = 60.0  # manifest mode: seconds between looks at every local file and top-level folder
+    use_manifests: bool = True  # False: LIST the whole prefix on every pass, whatever manifests exist
 
     @property
     def prefix(self) -> str:

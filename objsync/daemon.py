@@ -45,19 +45,24 @@ def health_after(failures: int, max_failures: int, ever_succeeded: bool, last_er
 
 
 class Signals:
-    """SIGTERM and SIGINT ask for a clean stop; SIGHUP asks for a pass now."""
+    """SIGTERM and SIGINT ask for a clean stop; SIGHUP asks for a pass now, looking at every file."""
 
     def __init__(self) -> None:
         self.stop = threading.Event()
         self.wake = threading.Event()
+        self.hup = threading.Event()
         self.received: int | None = None
         self._old: dict[int, object] = {}
 
     def install(self) -> "Signals":
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._old[sig] = signal.signal(sig, self._on_stop)
-        self._old[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: self.wake.set())
+        self._old[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hup)
         return self
+
+    def _on_hup(self, _signum, _frame) -> None:
+        self.hup.set()
+        self.wake.set()
 
     def _on_stop(self, signum, _frame) -> None:
         self.received = signum
@@ -117,14 +122,18 @@ def sentry_reporter(dsn: str | None):
 
 
 def run_loop(cfg, bucket, state, pool, *, signals: Signals, hooks: Hooks, max_failures: int,
-             status=None, metrics=None, sentry=None) -> int:
+             status=None, metrics=None, sentry=None, source=None) -> int:
     """Pass after pass until a stop signal; returns the exit status (0 after a clean stop)."""
-    from objsync.pull import pull_pass
+    from objsync.pull import make_source, pull_pass
     from objsync.status import HealthState
 
+    source = source or make_source(cfg, bucket, state)
     failures, ever_ok, last_error = 0, False, ""
     while not signals.stop.is_set():
-        report = pull_pass(cfg, bucket, state, pool, stop=signals.stop)
+        if signals.hup.is_set():
+            signals.hup.clear()
+            source.request_rescan()
+        report = pull_pass(cfg, bucket, state, pool, stop=signals.stop, source=source)
         if report.interrupted:
             break
         if report.transfer_failed:

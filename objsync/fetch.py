@@ -224,7 +224,8 @@ def _download(reader, opts: WriteOptions, task: Fetch, dirs: DirHandles) -> Fetc
     try:
         with os.fdopen(tmp_fd, "wb", buffering=0) as fh:
             digest = xxhash.xxh3_128()
-            md5 = hashlib.md5(usedforsecurity=False) if is_md5_etag(task.etag) else None
+            etag_is_md5 = is_md5_etag(task.etag)
+            md5 = hashlib.md5(usedforsecurity=False) if etag_is_md5 or task.md5 else None
             received = 0
 
             def sink(chunk: bytes) -> None:
@@ -235,13 +236,18 @@ def _download(reader, opts: WriteOptions, task: Fetch, dirs: DirHandles) -> Fetc
                     md5.update(chunk)
                 received += len(chunk)
 
-            info = reader.read(task.key, task.etag, task.size, sink)
+            if task.version_id:
+                info = reader.read(task.key, task.etag, task.size, sink, version_id=task.version_id)
+            else:
+                info = reader.read(task.key, task.etag, task.size, sink)
             if received != task.size:
                 raise IntegrityError(f"received {received} bytes, the listing says {task.size}")
             if task.etag and info.etag and info.etag != task.etag:
                 raise IntegrityError(f"the server sent ETag {info.etag}, the listing says {task.etag}")
-            if md5 is not None and info.sse not in _KMS and md5.hexdigest() != task.etag.lower():
+            if etag_is_md5 and info.sse not in _KMS and md5.hexdigest() != task.etag.lower():
                 raise IntegrityError(f"MD5 {md5.hexdigest()} does not match the ETag {task.etag}")
+            if task.md5 and md5.hexdigest() != task.md5:
+                raise IntegrityError(f"MD5 {md5.hexdigest()} does not match the manifest's {task.md5}")
             os.fchmod(fh.fileno(), opts.file_mode)
             os.utime(fh.fileno(), ns=(task.mtime_ns, task.mtime_ns))
             if opts.fsync == "file":

@@ -37,6 +37,8 @@ class Fetch:
     reason: str
     verify: str | None = None  # "xxh3" (against `expect`), "md5" or "multipart" (against the ETag)
     expect: str = ""
+    version_id: str | None = None  # from a manifest: read exactly this version
+    md5: str = ""  # from a manifest: the MD5 of the bytes, checked whatever the ETag's form
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from objsync import localfs
@@ -16,6 +16,7 @@ from objsync.fetch import FetchResult
 from objsync.plan import Plan, plan
 from objsync.pool import Pool
 from objsync.remote import Bucket, describe_error
+from objsync.sources import Source, explain, refine
 from objsync.state import Entry, State
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class PassReport:
     errors: tuple[Problem, ...] = ()
     interrupted: bool = False
     plan: Plan | None = field(default=None, compare=False, repr=False)
+    mode: str = "list"  # "manifest" when the listing came from the repos' manifests
 
     @property
     def ok(self) -> bool:
@@ -67,29 +69,51 @@ class PassReport:
             "deleted": self.deleted, "skipped": self.skipped, "bytes": self.bytes,
             "seconds": round(self.seconds, 3),
             "errors": [{"key": p.key, "error": p.error} for p in self.errors],
+            "mode": self.mode,
         }
+
+
+def make_source(cfg: PullConfig, bucket: Bucket, state: State) -> Source:
+    """The listing side of a pull, which keeps what manifest mode learns from one pass to the next."""
+    return Source(bucket, cfg.prefix, cfg.dest, state, cfg.rules, pins=dict(cfg.pins),
+                  rescan_every=cfg.rescan_every, use_manifests=cfg.use_manifests)
 
 
 def pull_pass(cfg: PullConfig, bucket: Bucket, state: State, pool: Pool, *,
               stop: threading.Event | None = None,
               on_results: Callable[[list[FetchResult]], None] | None = None,
-              on_plan: Callable[[Plan], None] | None = None) -> PassReport:
+              on_plan: Callable[[Plan], None] | None = None,
+              source: Source | None = None) -> PassReport:
     """Run one pass; every failure ends up in the report, and nothing good is lost."""
     started = time.monotonic()
-    root = cfg.dest
+    source = source or make_source(cfg, bucket, state)
     try:
-        listing = bucket.list(cfg.prefix)
+        view = source.view()
     except Exception as exc:
         return PassReport(seconds=time.monotonic() - started, errors=(
             Problem(str(cfg.source), f"listing failed: {describe_error(exc)}", "listing"),))
-    local = localfs.scan(root)
-    p = plan(listing, cfg.prefix, state.entries, local, cfg.rules)
-    problems = [Problem(r.key, r.reason, "rejected") for r in p.rejected]
+    problems = [Problem(*t) for t in view.problems]
+    if view.unchanged:
+        return PassReport(listed=view.listed, skipped=view.listed, seconds=time.monotonic() - started,
+                          errors=tuple(problems), mode=view.mode)
+    p = refine(plan(view.listing, cfg.prefix, state.entries, view.local, view.rules), cfg.prefix, view.versions)
+    problems += [Problem(r.key, r.reason, "rejected") for r in p.rejected]
     if on_plan is not None:
         on_plan(p)
     if cfg.dry_run:
-        return _report(p, started, problems, plan=p)
+        return replace(_report(p, started, problems, plan=p), mode=view.mode)
+    report = _apply(cfg, p, state, pool, problems, started, stop=stop, on_results=on_results)
+    source.settle(p, [(x.key, x.kind) for x in report.errors], interrupted=report.interrupted)
+    if view.versions:
+        report = replace(report, errors=tuple(replace(x, error=explain(x.error)) if x.kind == "fetch" else x
+                                              for x in report.errors))
+    return replace(report, mode=view.mode)
 
+
+def _apply(cfg: PullConfig, p: Plan, state: State, pool: Pool, problems: list[Problem], started: float, *,
+           stop: threading.Event | None, on_results: Callable[[list[FetchResult]], None] | None) -> PassReport:
+    """Fetch, commit to the cache, then delete only when every fetch succeeded and the guard allows it."""
+    root = cfg.dest
     if p.displaced:
         state.remove(p.displaced)
         for rel in p.displaced:

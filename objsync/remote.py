@@ -143,11 +143,14 @@ class ReadInfo:
     sse: str | None
 
 
-def read_object(client, bucket: str, key: str, etag: str, sink, chunk_size: int = 1 << 20) -> ReadInfo:
+def read_object(client, bucket: str, key: str, etag: str, sink, chunk_size: int = 1 << 20,
+                version_id: str | None = None) -> ReadInfo:
     """Stream one object into `sink(bytes)`; If-Match makes a concurrent overwrite fail, not mix."""
     kwargs = {"Bucket": bucket, "Key": key}
     if etag:
         kwargs["IfMatch"] = f'"{etag}"'
+    if version_id:
+        kwargs["VersionId"] = version_id
     response = client.get_object(**kwargs)
     body = response["Body"]
     try:
@@ -229,14 +232,14 @@ class Bucket:
             self.fallbacks += 1
         return list(list_prefix(self.client, self.name, prefix))
 
-    def read(self, key: str, etag: str, size: int, sink) -> ReadInfo:
-        """Deliver the object's bytes to `sink`; errors are botocore's, as from the client."""
+    def read(self, key: str, etag: str, size: int, sink, version_id: str | None = None) -> ReadInfo:
+        """Deliver the object's bytes (of one version, when given) to `sink`; errors are botocore's."""
         if self._fast and size <= self.FAST_MAX:
-            info = self._read_fast(key, etag, sink)
+            info = self._read_fast(key, etag, sink, version_id)
             if info is not None:
                 return info
             self.fallbacks += 1
-        return read_object(self.client, self.name, key, etag, sink)
+        return read_object(self.client, self.name, key, etag, sink, version_id=version_id)
 
     def _get(self, path: str, query: str = "", headers: dict | None = None):
         """One signed GET; returns the urllib3 response, or None on any transport failure."""
@@ -252,11 +255,12 @@ class Bucket:
         except Exception:  # the client repeats the request and reports any error properly
             return None
 
-    def _read_fast(self, key: str, etag: str, sink) -> ReadInfo | None:
+    def _read_fast(self, key: str, etag: str, sink, version_id: str | None = None) -> ReadInfo | None:
         from urllib.parse import quote
 
         path = self._bucket_path + "/" + quote(key, safe="/~")
-        response = self._get(path, headers={"If-Match": f'"{etag}"'} if etag else None)
+        query = "versionId=" + quote(version_id, safe="~") if version_id else ""
+        response = self._get(path, query, headers={"If-Match": f'"{etag}"'} if etag else None)
         if response is None or response.status != 200:
             return None
         data = response.data
@@ -264,7 +268,7 @@ class Bucket:
         return ReadInfo(size=len(data), etag=(response.headers.get("ETag") or "").strip('"'),
                         sse=response.headers.get("x-amz-server-side-encryption"))
 
-    def _list_fast(self, prefix: str) -> list[RemoteObject] | None:
+    def _list_fast(self, prefix: str, folders: list[str] | None = None) -> list[RemoteObject] | None:
         import xml.etree.ElementTree as ET
         from urllib.parse import quote, urlencode
 
@@ -275,6 +279,8 @@ class Bucket:
         token = None
         while True:
             params = {"list-type": "2", "prefix": prefix, "encoding-type": "url", "max-keys": "1000"}
+            if folders is not None:
+                params["delimiter"] = "/"  # one level: sub-folders come back in `folders`
             if token:
                 params["continuation-token"] = token
             response = self._get(self._bucket_path or "/", urlencode(sorted(params.items()), quote_via=quote))
@@ -289,6 +295,8 @@ class Bucket:
                         size=int(item.findtext(ns + "Size") or 0),
                         mtime_ns=round(parse_timestamp(item.findtext(ns + "LastModified")).timestamp() * 1000)
                         * 1_000_000))
+                if folders is not None:
+                    folders += [unquote_str(p.findtext(ns + "Prefix")) for p in root.iter(ns + "CommonPrefixes")]
                 token = root.findtext(ns + "NextContinuationToken")
                 truncated = root.findtext(ns + "IsTruncated") == "true"
             except (ET.ParseError, TypeError, ValueError):
@@ -297,6 +305,31 @@ class Bucket:
                 return out
             if not token:
                 return None
+
+
+    # -- one level of a prefix (manifest mode finds the top-level folders that have no manifest) -------
+
+    def list_level(self, prefix: str) -> tuple[list[RemoteObject], list[str]]:
+        """The objects directly under `prefix` and the sub-folders ('prefix/name/'), with Delimiter='/'."""
+        if self._fast:
+            folders: list[str] = []
+            found = self._list_fast(prefix, folders)
+            if found is not None:
+                return found, folders
+            self.fallbacks += 1
+        return list_level(self.client, self.name, prefix)
+
+
+def list_level(client, bucket: str, prefix: str) -> tuple[list[RemoteObject], list[str]]:
+    """The objects directly under `prefix` and its sub-folder prefixes, through the boto3 client."""
+    objects: list[RemoteObject] = []
+    folders: list[str] = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+        for item in page.get("Contents", ()):
+            objects.append(RemoteObject(item["Key"], item.get("ETag", "").strip('"'), int(item.get("Size", 0)),
+                                        round(item["LastModified"].timestamp() * 1000) * 1_000_000))
+        folders += [p["Prefix"] for p in page.get("CommonPrefixes", ())]
+    return objects, folders
 
 
 def _no_proxy_for(url: str) -> bool:

@@ -37,7 +37,7 @@ REAL = {
     "NFD twin of that name": ("p/cafe\u0301.py", "reject"),
     "file that is also a folder": ("p/ff/a", "reject"),
     "file below that folder": ("p/ff/a/b", "ff/a/b"),
-    "objsync's own metadata": ("p/.objsync/manifests/r.json", "skip"),
+    "objsync's own metadata": ("p/.objsync/history/r/0123456789abcdef.json", "skip"),
     "key aimed at objsync's cache": ("p/.objsync/cache/cache.db", "skip"),
     "key aimed at objsync's lock": ("p/.objsync/lock", "skip"),
     "key aimed at objsync's temp folder": ("p/.objsync/tmp/1-1.part", "skip"),

@@ -155,7 +155,7 @@ def test_unsafe_keys_are_reported_and_the_rest_syncs(s3_client, bucket, tmp_path
     # SeaweedFS itself refuses names over 255 bytes and turns backslashes into '/': the planner's
     # unit tests cover those classes.
     put(s3_client, bucket, {"p/ok.py": b"ok", "p/ctl\x01.py": b"bad", "p/tab\t.py": b"bad",
-                            "p/.objsync/manifests/r.json": b"{}"})
+                            "p/.objsync/history/r/0123456789abcdef.json": b"{}"})
     d = tmp_path / "d"
     run = pull(f"s3://{bucket}/p", d, env=aws_env)
     assert run.rc == 1
