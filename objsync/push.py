@@ -78,7 +78,7 @@ class Report:
     def as_dict(self) -> dict:
         return {
             "env": self.target.env, "repo": self.target.repo, "destination": self.target.url(self.target.folder),
-            "uploaded" if self.command == "push" else "copied": self.transferred,
+            "copied" if self.command == "promote" else "uploaded": self.transferred,
             "unchanged": self.unchanged, "deleted": self.deleted, "bytes": self.bytes,
             "seconds": round(self.seconds, 3), "manifest_id": self.manifest_id, "manifest": self.manifest,
             "errors": [{"key": k, "error": e} for k, e in self.errors],

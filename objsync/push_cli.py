@@ -25,6 +25,9 @@ def register(subparsers) -> None:
                       help="skip paths matching GLOB, relative to the source; repeatable or comma-separated")
     push.add_argument("--no-compile-check", dest="compile_check", action="store_false",
                       help="publish .py files even when they do not compile")
+    push.add_argument("--rollback", metavar="MANIFEST_ID", type=_manifest_id,
+                      help="make an earlier version from the repo's history current again, uploading nothing; "
+                           "refused unless every object it names is still as published")
     _common(push)
     push.set_defaults(func=push_command)
 
@@ -55,6 +58,15 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _max_delete(text: str) -> str:
     try:
         return parse_max_delete(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _manifest_id(text: str) -> str:
+    from objsync.layout import check_manifest_id
+
+    try:
+        return check_manifest_id(text.strip())
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

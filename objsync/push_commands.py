@@ -23,6 +23,13 @@ log = logging.getLogger("objsync")
 def push_command(args: argparse.Namespace, env: dict[str, str], parser: argparse.ArgumentParser) -> int:
     cwd = Path.cwd()
     project, (target,), origin = _setup(args, env, parser, cwd, [args.env])
+    if args.rollback:
+        from objsync.rollback import rollback
+
+        log.info("rolling back repo %r (from %s) in %s (%s) to version %s", target.repo, origin, target.env,
+                 target.url(target.folder), args.rollback)
+        return _finish(rollback(make_client(target.remote), target, args.rollback, threads=args.threads,
+                                dry_run=args.dry_run), args)
     source = project.source_dir(args.source, cwd)
     if not source.is_dir():
         parser.error(f"source folder {source} does not exist; pass --source DIR"
@@ -97,7 +104,9 @@ def _finish(report: Report, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(report.as_dict() | {"dry_run": bool(args.dry_run)})
     p = report.plan
-    if args.dry_run and p is not None:
+    if report.command == "rollback":
+        counts = f"{report.unchanged} objects checked, nothing uploaded"
+    elif args.dry_run and p is not None:
         counts = f"would {verb} {len(p.transfers)}, keep {len(p.unchanged)}, delete {len(p.deletes)}"
     else:
         counts = (f"{'uploaded' if verb == 'upload' else 'copied'} {report.transferred}, unchanged "
