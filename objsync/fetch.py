@@ -230,7 +230,7 @@ def _download(reader, opts: WriteOptions, task: Fetch, dirs: DirHandles) -> Fetc
 
             def sink(chunk: bytes) -> None:
                 nonlocal received
-                fh.write(chunk)
+                _write_all(fh.fileno(), chunk)
                 digest.update(chunk)
                 if md5 is not None:
                     md5.update(chunk)
@@ -252,11 +252,21 @@ def _download(reader, opts: WriteOptions, task: Fetch, dirs: DirHandles) -> Fetc
             os.utime(fh.fileno(), ns=(task.mtime_ns, task.mtime_ns))
             if opts.fsync == "file":
                 os.fsync(fh.fileno())
-            mtime_ns = os.fstat(fh.fileno()).st_mtime_ns
+            st = os.fstat(fh.fileno())
+            if st.st_size != task.size:  # what reached the disk, not just what was received
+                raise IntegrityError(f"the temp file holds {st.st_size} bytes, expected {task.size}")
+            mtime_ns = st.st_mtime_ns
     except BaseException:
         _unlink_quietly(tmp_path)
         raise
     return Staged(tmp_path, name, parent_fd, _result(task, "fetched", digest.hexdigest(), mtime_ns, received))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte: a write cut short (a filling disk) is continued, so its error is raised."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _replace(tmp_path: str, name: str, parent_fd: int) -> None:
