@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -84,12 +85,29 @@ def check(dest: Path, bucket: Bucket, identity: str) -> list[str]:
     return problems
 
 
+def time_cold_pass(argv: list[str], env: dict[str, str], dest: Path) -> tuple[float, float]:
+    """Seconds until a cold pass creates its first folder or file, and until it ends."""
+    shutil.rmtree(dest, ignore_errors=True)
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "objsync", *argv], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = None
+    while proc.poll() is None:
+        if first is None and dest.is_dir() and any(e.name != STATE_DIR for e in os.scandir(dest)):
+            first = time.monotonic() - started
+        time.sleep(0.005)
+    total = time.monotonic() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"a cold pass failed with exit status {proc.returncode}")
+    return first or total, total
+
+
 def run_trial(argv: list[str], env: dict[str, str], dest: Path, bucket: Bucket, identity: str,
-              rng: random.Random, mode: str, max_delay: float) -> TrialResult:
+              rng: random.Random, mode: str, max_delay: float, min_delay: float = 0.05) -> TrialResult:
     """Start a pull, SIGKILL its whole process tree after a random delay, and check the folder."""
     proc = subprocess.Popen([sys.executable, "-m", "objsync", *argv], env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    delay = rng.uniform(0.05, max_delay)
+    delay = rng.uniform(min_delay, max_delay)
     time.sleep(delay)
     try:
         os.killpg(proc.pid, signal.SIGKILL)

@@ -1,0 +1,1 @@
+"""`objsync bench`: seed a synthetic DAG tree, time objsync against its peers, report and tune."""

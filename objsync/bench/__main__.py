@@ -1,0 +1,3 @@
+from objsync.bench.cli import main
+
+raise SystemExit(main())
