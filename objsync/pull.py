@@ -16,7 +16,7 @@ from objsync.fetch import FetchResult
 from objsync.plan import Plan, plan
 from objsync.pool import Pool
 from objsync.remote import Bucket, describe_error
-from objsync.sources import Source, explain, refine
+from objsync.sources import Source, explain, refine, scan_below
 from objsync.state import Entry, State
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,11 @@ class PassReport:
 
 def make_source(cfg: PullConfig, bucket: Bucket, state: State) -> Source:
     """The listing side of a pull, which keeps what manifest mode learns from one pass to the next."""
+    scan = scan_below
+    if cfg.atomic:
+        from objsync.snapshots import scan
     return Source(bucket, cfg.prefix, cfg.dest, state, cfg.rules, pins=dict(cfg.pins),
-                  rescan_every=cfg.rescan_every, use_manifests=cfg.use_manifests)
+                  rescan_every=cfg.rescan_every, use_manifests=cfg.use_manifests, scan=scan)
 
 
 def pull_pass(cfg: PullConfig, bucket: Bucket, state: State, pool: Pool, *,
@@ -102,7 +105,13 @@ def pull_pass(cfg: PullConfig, bucket: Bucket, state: State, pool: Pool, *,
         on_plan(p)
     if cfg.dry_run:
         return replace(_report(p, started, problems, plan=p), mode=view.mode)
-    report = _apply(cfg, p, state, pool, problems, started, stop=stop, on_results=on_results)
+    if cfg.atomic:
+        from objsync import snapshots
+
+        report = snapshots.apply(cfg, p, view.versions, view.local, state, pool, problems, started, stop=stop,
+                                 on_results=on_results, in_place=_apply, keep=cfg.keep_snapshots)
+    else:
+        report = _apply(cfg, p, state, pool, problems, started, stop=stop, on_results=on_results)
     source.settle(p, [(x.key, x.kind) for x in report.errors], interrupted=report.interrupted)
     if view.versions:
         report = replace(report, errors=tuple(replace(x, error=explain(x.error)) if x.kind == "fetch" else x

@@ -263,7 +263,8 @@ class Source:
         manifests, problems = manifest_names([o for o in listing if o.key.startswith(folder)], folder)
         if not self.use_manifests or not (manifests or self.pins):
             self._leave_manifest_mode()
-            return View(listing, localfs.scan(self.root), self.rules, listed=len(listing))
+            local = localfs.scan(self.root) if self.scan is scan_below else self.scan_all()
+            return View(listing, local, self.rules, listed=len(listing))
         self.manifest_mode = True
         names = frozenset(manifests) | frozenset(self.pins)
         plain = [o for o in listing if self._top(o.key) not in names and self._top(o.key) != STATE_DIR]
