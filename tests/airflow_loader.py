@@ -1,0 +1,64 @@
+"""Load a DAG folder with Airflow's own DagBag, over and over, each load in a freshly forked process.
+
+Run with the Python of a venv that has apache-airflow. Airflow is imported once, then every load is
+forked from that process, as Airflow's DAG processor does, so each one imports the DAG files and
+their helper modules afresh. One JSON line per load: {"errors": {path: last line}, "dags": {id: tags}},
+or {"crash": "..."} when DagBag itself raised.
+
+    python airflow_loader.py DAG_FOLDER OUT_FILE STOP_FILE   # until STOP_FILE exists
+    python airflow_loader.py DAG_FOLDER --once              # one load, printed on stdout
+"""
+
+import json
+import os
+import sys
+
+
+def load(folder: str) -> dict:
+    from airflow.models.dagbag import DagBag
+
+    try:
+        bag = DagBag(dag_folder=folder, include_examples=False, safe_mode=True)
+    except Exception as exc:  # what Airflow's walk itself raises, such as "Detected recursive loop"
+        return {"crash": f"{type(exc).__name__}: {exc}"}
+    return {"errors": {os.path.relpath(path, folder): (text.strip().splitlines() or [""])[-1][:300]
+                       for path, text in bag.import_errors.items()},
+            "dags": {dag_id: sorted(bag.dags[dag_id].tags) for dag_id in bag.dag_ids}}
+
+
+def forked(folder: str) -> str:
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        data = json.dumps(load(folder)).encode()
+        while data:
+            data = data[os.write(w, data):]
+        os._exit(0)
+    os.close(w)
+    chunks = []
+    while chunk := os.read(r, 1 << 16):
+        chunks.append(chunk)
+    os.close(r)
+    os.waitpid(pid, 0)
+    return b"".join(chunks).decode() or json.dumps({"crash": "the load process died"})
+
+
+def main() -> None:
+    folder = sys.argv[1]
+    if folder not in sys.path:
+        sys.path.insert(0, folder)  # Airflow puts the DAG folder on sys.path for the DAGs' own imports
+    import airflow.models.dagbag  # noqa: F401 - once, before forking
+
+    if sys.argv[2] == "--once":
+        print(forked(folder))
+        return
+    out, stop = sys.argv[2], sys.argv[3]
+    with open(out, "w") as fh:
+        while not os.path.exists(stop):
+            fh.write(forked(folder) + "\n")
+            fh.flush()
+
+
+if __name__ == "__main__":
+    main()
