@@ -85,11 +85,16 @@ def run_all(args: argparse.Namespace, rng: random.Random, work: Path, server: Se
     daemon = ["pull", "-i", "300ms", "-s", "off", "--workers", "2", "--threads", "4", src, str(dest)]
 
     first_file, full_pass = time_cold_pass(once, env, dest)
-    # Most of a short pass is start-up: kills start a little before the first file lands.
+    mutate(bucket, rng)
+    incremental_pass = time_cold_pass(once, env, dest, cold=False)[1]
+    # Most of a short cold pass is start-up, so its kills start a little before the first file lands.
+    # An incremental pass is too short to aim at: its kills land anywhere from start-up to its end.
     earliest = 0.6 * first_file
+    window = {"cold": (earliest, full_pass), "incremental": (0.05, incremental_pass),
+              "daemon": (earliest, 3 * full_pass)}
     print(f"{args.files} objects; a cold pass writes its first file after {first_file:.2f}s and ends after "
-          f"{full_pass:.2f}s; kills land between {earliest:.2f}s and {full_pass:.2f}s (daemons: up to "
-          f"{3 * full_pass:.2f}s)", flush=True)
+          f"{full_pass:.2f}s, an incremental pass ends after {incremental_pass:.2f}s; kills land in "
+          + ", ".join(f"{mode} {lo:.2f}-{hi:.2f}s" for mode, (lo, hi) in window.items()), flush=True)
 
     plan = ["cold" if i % 2 == 0 else "incremental" for i in range(args.trials)] + ["daemon"] * args.daemon_trials
     results: list[tuple[TrialResult, int, list[str]]] = []
@@ -99,7 +104,7 @@ def run_all(args: argparse.Namespace, rng: random.Random, work: Path, server: Se
         else:
             mutate(bucket, rng)
         trial = run_trial(daemon if mode == "daemon" else once, env, dest, bucket, identity, rng, mode,
-                          max_delay=full_pass * (3 if mode == "daemon" else 1), min_delay=earliest)
+                          min_delay=window[mode][0], max_delay=window[mode][1])
         temps = len(list((dest / STATE_DIR / "tmp").iterdir())) if (dest / STATE_DIR / "tmp").exists() else 0
         wrong = list(trial.violations) + recover(once, env, dest, bucket, identity)
         results.append((trial, temps, wrong))

@@ -85,9 +85,13 @@ def check(dest: Path, bucket: Bucket, identity: str) -> list[str]:
     return problems
 
 
-def time_cold_pass(argv: list[str], env: dict[str, str], dest: Path) -> tuple[float, float]:
-    """Seconds until a cold pass creates its first folder or file, and until it ends."""
-    shutil.rmtree(dest, ignore_errors=True)
+def time_cold_pass(argv: list[str], env: dict[str, str], dest: Path, cold: bool = True) -> tuple[float, float]:
+    """Seconds until a cold pass creates its first folder or file, and until it ends.
+
+    With `cold=False` the folder is kept, and the first number means nothing.
+    """
+    if cold:
+        shutil.rmtree(dest, ignore_errors=True)
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "objsync", *argv], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
