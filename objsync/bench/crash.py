@@ -107,12 +107,21 @@ def time_cold_pass(argv: list[str], env: dict[str, str], dest: Path, cold: bool 
 
 
 def run_trial(argv: list[str], env: dict[str, str], dest: Path, bucket: Bucket, identity: str,
-              rng: random.Random, mode: str, max_delay: float, min_delay: float = 0.05) -> TrialResult:
-    """Start a pull, SIGKILL its whole process tree after a random delay, and check the folder."""
+              rng: random.Random, mode: str, max_delay: float, min_delay: float = 0.05,
+              after_first_file: bool = False) -> TrialResult:
+    """Start a pull, SIGKILL its whole process tree after a random delay, and check the folder.
+
+    With `after_first_file`, the delay starts when the first file appears, so the kill lands in
+    the middle of the downloads however long start-up takes on a busy machine.
+    """
+    started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "objsync", *argv], env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    delay = rng.uniform(min_delay, max_delay)
-    time.sleep(delay)
+    if after_first_file:
+        while proc.poll() is None and not _has_files(dest):
+            time.sleep(0.002)
+    time.sleep(rng.uniform(min_delay, max_delay))
+    delay = time.monotonic() - started
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -122,6 +131,13 @@ def run_trial(argv: list[str], env: dict[str, str], dest: Path, bucket: Bucket, 
     present = sum(1 for p in dest.rglob("*") if p.is_file() and STATE_DIR not in p.parts) if dest.exists() else 0
     violations = check(dest, bucket, identity) if dest.exists() else []
     return TrialResult(mode, delay, present, tuple(violations), was_running=status == -signal.SIGKILL)
+
+
+def _has_files(dest: Path) -> bool:
+    try:
+        return any(e.name != STATE_DIR for e in os.scandir(dest))
+    except FileNotFoundError:
+        return False
 
 
 def _reap_group(pgid: int) -> None:
