@@ -93,9 +93,9 @@ def build_parser(prog: str = "objsync", with_bench: bool = False) -> argparse.Ar
                       help="log level (default info, or debug when DEBUG=1)")
     pull.add_argument("--pin", action="append", default=[], metavar="REPO=MANIFEST_ID",
                       help="hold a repo at a version from its manifest history; repeatable")
-    pull.add_argument("--rescan-every", type=_typed(parse_duration), default=60.0, metavar="DURATION",
+    pull.add_argument("--rescan-every", type=_typed(parse_duration), default=300.0, metavar="DURATION",
                       help="manifest mode: how often to stat every local file and look for top-level folders "
-                           "without a manifest (default 1m; SIGHUP does it at once)")
+                           "without a manifest (default 5m; SIGHUP does it at once)")
     pull.add_argument("--atomic", action="store_true",
                       help="publish each top-level folder as a complete new tree behind a symlink, swapped in "
                            "one rename, so that a reader never sees two versions of one folder at once")

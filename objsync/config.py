@@ -27,7 +27,7 @@ class PullConfig:
     interval: float = 5.0
     dry_run: bool = False
     pins: tuple[tuple[str, str], ...] = ()  # (repo, manifest id): versions held with --pin
-    rescan_every: float = 60.0  # manifest mode: seconds between looks at every local file and top-level folder
+    rescan_every: float = 300.0  # manifest mode: seconds between looks at every local file and top-level folder
     use_manifests: bool = True  # False: LIST the whole prefix on every pass, whatever manifests exist
     atomic: bool = False  # publish each top-level folder as a whole new tree, behind a symlink
     keep_snapshots: float = 300.0  # seconds a replaced tree stays for the processes still reading it

@@ -97,6 +97,10 @@ def pull_pass(cfg: PullConfig, bucket: Bucket, state: State, pool: Pool, *,
             Problem(str(cfg.source), f"listing failed: {describe_error(exc)}", "listing"),))
     problems = [Problem(*t) for t in view.problems]
     if view.unchanged:
+        if cfg.atomic and view.rescan:
+            from objsync.snapshots import collect
+
+            collect(str(cfg.dest), cfg.keep_snapshots)  # retired trees go even while nothing changes
         return PassReport(listed=view.listed, skipped=view.listed, seconds=time.monotonic() - started,
                           errors=tuple(problems), mode=view.mode)
     p = refine(plan(view.listing, cfg.prefix, state.entries, view.local, view.rules), cfg.prefix, view.versions)

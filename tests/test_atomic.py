@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -172,3 +173,19 @@ def test_a_reader_never_sees_two_versions_of_a_repo(seaweed, bucket, tmp_path, a
             thread.join()
         assert daemon.stop() == 0
     assert reads[0] > 50 and mixes == []
+
+
+def test_a_quiet_rescan_collects_retired_trees(seaweed, bucket, tmp_path, aws_env):
+    publish_repo(seaweed, bucket, "a", REPO_A, tmp_path)
+    d = tmp_path / "d"
+    with Daemon(f"s3://{bucket}/dags", d, aws_env, "--atomic", "--keep-snapshots", "1s", "--rescan-every", "1h",
+                interval="100ms") as daemon:
+        wait_for(lambda: daemon.health() == (200, "GOOD"), what="healthy")
+        first = Path(target(d, "a")).name
+        publish_repo(seaweed, bucket, "a", REPO_A | {"new.py": b"n\n"}, tmp_path)
+        wait_for(lambda: Path(target(d, "a")).name != first, what="the new tree")
+        time.sleep(1.5)
+        assert first in snapshots(d, "a")  # quiet polls look at nothing, so the retired tree is still there
+        daemon.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: first not in snapshots(d, "a"), timeout=10, what="the rescan to collect it")
+        assert daemon.stop() == 0
