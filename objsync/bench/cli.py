@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import objsync
-from objsync.bench import context, peers, report
+from objsync.bench import context, fleet, peers, report
 from objsync.bench.measure import become_subreaper
 from objsync.bench.phases import PHASES, Bench, BenchPlan, BenchResult
 from objsync.bench.presets import PRESETS, Preset
@@ -63,7 +63,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-large-files", action="store_true", help="leave the 16 MiB files out of the preset")
     p.add_argument("--seed", type=int, default=1, help="seed of the synthetic tree and its edits (default 1)")
     p.add_argument("--phases", type=_csv(str), default=PHASES, metavar="LIST",
-                   help=f"comma-separated subset of {','.join(PHASES)} (default: all)")
+                   help=f"comma-separated subset of {','.join(PHASES)} (default: all); or `fleet` alone, for "
+                        f"the cost of quiet polls of many repos, manifest mode against LIST mode")
     p.add_argument("--tools", type=_csv(str), default=peers.KINDS, metavar="LIST",
                    help=f"comma-separated subset of {','.join(peers.KINDS)}; missing peers are skipped (default: all)")
     p.add_argument("--repeats", type=int, default=3, help="runs per tool and phase (default 3)")
@@ -100,6 +101,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", type=Path,
                    help="scratch folder, kept with its logs (default: a new temporary folder, removed after)")
     p.add_argument("--keep-logs", action="store_true", help="keep the scratch folder with every tool's output")
+    fleet.add_arguments(p)
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -175,6 +177,12 @@ def _say(event: object) -> None:
 
 def run(args: argparse.Namespace, env: dict[str, str], parser: argparse.ArgumentParser) -> int:
     """Run the benchmark and write its results; 0 when every run mirrored the bucket exactly."""
+    if fleet.PHASE in args.phases:
+        if len(args.phases) > 1:
+            parser.error("the fleet phase seeds its own bucket and runs alone: --phases fleet")
+        if args.endpoint_url and not args.bucket:
+            parser.error("--endpoint-url needs --bucket (an existing bucket to write the fleet's objects into)")
+        return fleet.run(args, env, _say)
     plan = _plan(args, parser)
     tools, missing = _tools(args, env, parser)
     if not tools:

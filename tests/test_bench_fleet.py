@@ -1,0 +1,30 @@
+"""The fleet phase end to end on a small fleet: its own SeaweedFS, manifests, and polls in each mode."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+
+def test_fleet_phase_measures_one_request_per_quiet_manifest_poll(aws_env, tmp_path):
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "objsync.bench", "--phases", "fleet", "--fleet-repos", "4", "--fleet-files", "1100",
+         "--daemon-polls", "4", "--daemon-interval", "300ms", "--out", str(out)],
+        capture_output=True, text=True, env=dict(os.environ) | aws_env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    (js,) = out.glob("fleet-*.json")
+    rows = {r["name"]: r for r in json.loads(js.read_text())["rows"]}
+    quiet = rows["objsync, manifest mode (quiet poll)"]["stats"]
+    rescan = rows["objsync, manifest mode (rescan poll)"]["stats"]
+    listed = rows["objsync, LIST mode"]["stats"]
+    assert quiet["status"] == rescan["status"] == listed["status"] == "ok", rows
+    assert quiet["requests_per_poll"] == 1.0  # one LIST of the manifests folder
+    assert rescan["requests_per_poll"] == 2.0  # and one LIST of the top level
+    assert listed["requests_per_poll"] == 2.0  # 1,100 objects are two pages of 1,000
+    assert 0 < quiet["cpu_per_poll"] < listed["cpu_per_poll"]
+    assert rows["objsync, manifest mode (quiet poll)"]["cost_per_day"] == 8.64
+    assert rows["objinsync"]["stats"]["status"] == "skipped"
+    assert "| objsync, LIST mode" in proc.stdout
