@@ -24,7 +24,8 @@ def test_fleet_phase_measures_one_request_per_quiet_manifest_poll(aws_env, tmp_p
     assert quiet["requests_per_poll"] == 1.0  # one LIST of the manifests folder
     assert rescan["requests_per_poll"] == 2.0  # and one LIST of the top level
     assert listed["requests_per_poll"] == 2.0  # 1,100 objects are two pages of 1,000
-    assert 0 < quiet["cpu_per_poll"] < listed["cpu_per_poll"]
+    # CPU time is counted in clock ticks, so a few quiet polls may add up to 0.
+    assert 0 <= quiet["cpu_per_poll"] <= 0.020 and quiet["cpu_per_poll"] < listed["cpu_per_poll"]
     assert rows["objsync, manifest mode (quiet poll)"]["cost_per_day"] == 8.64
     assert rows["objinsync"]["stats"]["status"] == "skipped"
     assert "| objsync, LIST mode" in proc.stdout
