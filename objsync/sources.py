@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 MANIFESTS = f"{STATE_DIR}/manifests/"
 MAX_MANIFEST_BYTES = 128 << 20  # about 600,000 files; a larger document is refused, not read
-DEFAULT_RESCAN = 300.0  # a stat of 100,000 files costs about 0.6 s of CPU: every 5 minutes, 2 ms a poll
+DEFAULT_RESCAN = 300.0  # a stat of 100,000 files costs ~0.65 s of CPU: ~11 ms a 5 s poll on average
 _MEMO = "manifest:"
 
 
