@@ -189,7 +189,7 @@ def top_names(root: str) -> set[str]:
         return set()
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Pending:
     """What the pass in flight is bringing in, settled once its outcome is known."""
 
