@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import xxhash
 
+from objsync.etag import multipart_etag
 from objsync.localfs import TMP_SUFFIX, UnsafePath, tmp_dir
 from objsync.plan import Fetch
 from objsync.remote import describe_error, is_md5_etag, multipart_parts
@@ -337,12 +338,8 @@ class _EtagCheck:
     def matches(self) -> bool:
         if self.md5 is not None:
             return self.md5.hexdigest() == self.etag
-        for st in self.state:
-            digests = st[2] + ([st[0].digest()] if st[1] else [])
-            combined = hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest()
-            if f"{combined}-{len(digests)}" == self.etag:
-                return True
-        return False
+        return any(multipart_etag(st[2] + ([st[0].digest()] if st[1] else [])) == self.etag
+                   for st in self.state)
 
 
 def _part_sizes(size: int, parts: int) -> list[int]:
