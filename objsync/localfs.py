@@ -109,42 +109,6 @@ def scan(root: Path) -> dict[str, LocalFile]:
     return found
 
 
-def ensure_parent(root: Path, rel: str, known_dirs: set[str] | None = None) -> Path:
-    """Create the parent folders of `rel` below `root`, refusing any component that is a symlink.
-
-    Returns the absolute target path. `known_dirs` caches folders already checked in this batch.
-    """
-    root_s = str(root)
-    for parent in parents(rel):
-        if known_dirs is not None and parent in known_dirs:
-            continue
-        path = os.path.join(root_s, parent)
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            try:
-                os.mkdir(path)
-            except FileExistsError:
-                pass  # made by another worker meanwhile; checked below
-            st = os.lstat(path)
-        if stat.S_ISLNK(st.st_mode):
-            raise UnsafePath(errno.ELOOP, f"refusing to write through the symlink {parent!r}", path)
-        if not stat.S_ISDIR(st.st_mode):
-            raise UnsafePath(errno.ENOTDIR, f"{parent!r} is a file where a folder is needed", path)
-        if known_dirs is not None:
-            known_dirs.add(parent)
-    return Path(root_s, rel)
-
-
-def replace_into_place(tmp: str, target: Path) -> None:
-    """Rename the finished temp file onto the target; an empty folder in the way is removed first."""
-    try:
-        os.replace(tmp, target)
-    except IsADirectoryError:
-        os.rmdir(target)  # only succeeds when empty: files below are never dropped here
-        os.replace(tmp, target)
-
-
 def _open_parent(root: Path, rel: str) -> int | None:
     """A descriptor of `rel`'s parent folder, reached without following any symlink; None if there is none."""
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
