@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,8 @@ def parse_max_delete(text: str) -> str:
         value = float(body) if t.endswith("%") else int(body)
     except ValueError:
         raise ValueError(f"{text!r} is not a count or a percentage such as 100 or 50%") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number; use a count such as 100 or a percentage from 0% to 100%")
     if value < 0 or (t.endswith("%") and value > 100):
         raise ValueError(f"{text!r} is out of range")
     return t
