@@ -7,6 +7,7 @@ import os
 import random
 import signal
 import subprocess
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,9 @@ log = logging.getLogger("objsync")
 
 BACKOFF_CAP = 12  # the longest wait after failures, in intervals (1 minute at the default 5 s)
 HOOK_TIMEOUT = 60.0
+# A failed hook's output goes to the log only as a short tail: the rest may hold secrets the hook printed.
+HOOK_TAIL_BYTES = 2048
+HOOK_TAIL_LINES = 10
 
 
 @dataclass(frozen=True)
@@ -93,15 +97,28 @@ def run_hooks(hooks: Hooks, report: PassReport, dest: Path) -> None:
             "OBJSYNC_LISTED": str(report.listed), "OBJSYNC_DEST": str(dest),
         }
         try:
-            proc = subprocess.run(hooks.exec_on_change, shell=True, env=env, timeout=HOOK_TIMEOUT,
-                                  stdin=subprocess.DEVNULL, capture_output=True, text=True)
-            if proc.returncode != 0:
-                log.error("--exec-on-change exited with %d: %s", proc.returncode,
-                          (proc.stderr or proc.stdout).strip()[-500:])
+            # A file, not a pipe: memory stays bounded however much the hook prints, and a child it leaves
+            # running does not hold run() open until the timeout.
+            with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+                proc = subprocess.run(hooks.exec_on_change, shell=True, env=env, timeout=HOOK_TIMEOUT,
+                                      stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+                if proc.returncode != 0:
+                    # stderr is where a failure is explained; stdout may carry whatever the hook printed.
+                    shown, name = (err, "stderr") if os.fstat(err.fileno()).st_size else (out, "stdout")
+                    tail = output_tail(shown)
+                    left_out = os.fstat(out.fileno()).st_size + os.fstat(err.fileno()).st_size - len(tail)
+                    log.error("--exec-on-change exited with %d; end of its %s (%d bytes of output not logged): %s",
+                              proc.returncode, name, left_out, tail.decode(errors="replace"))
         except subprocess.TimeoutExpired:
             log.error("--exec-on-change ran longer than %.0fs and was stopped", HOOK_TIMEOUT)
         except OSError as exc:
             log.error("--exec-on-change could not start: %s", exc)
+
+
+def output_tail(out) -> bytes:
+    """The last HOOK_TAIL_LINES lines of a hook's output file, cut to at most HOOK_TAIL_BYTES."""
+    out.seek(max(0, out.seek(0, os.SEEK_END) - HOOK_TAIL_BYTES))
+    return b"\n".join(out.read().rstrip().split(b"\n")[-HOOK_TAIL_LINES:])
 
 
 def sentry_reporter(dsn: str | None):
