@@ -25,7 +25,7 @@ from objsync.manifest import TIME_FORMAT, FileEntry, Manifest, ManifestError
 from objsync.paths import STATE_DIR, Filter, is_dir_marker, nfc, normalize_prefix, parents
 from objsync.plan import Plan, Rules
 from objsync.remote import Bucket, RemoteObject, describe_error
-from objsync.state import Entry, State
+from objsync.state import State
 
 log = logging.getLogger(__name__)
 

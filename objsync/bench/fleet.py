@@ -259,7 +259,7 @@ def render(rows: Sequence[FleetRow], meta: Mapping) -> str:
              f"- each way: a daemon polls the unchanged bucket every {num(meta['interval'], 1)} s after its first "
              f"pass, and the polls in the table are measured; requests: "
              + (f"{meta['requests_source']} of the S3 server" if meta.get("requests_source") else "n/a"),
-             f"- CPU: user + system of the daemon's whole process tree over the measured polls",
+             "- CPU: user + system of the daemon's whole process tree over the measured polls",
              f"- cost: {FLEET_PODS} pods polling every {FLEET_INTERVAL:g} s "
              f"({FLEET_PODS * 86_400 / FLEET_INTERVAL:,.0f} polls a day); a quiet poll sends only LIST requests, "
              f"${LIST_PRICE * 1000:g} per 1,000 (GET: ${GET_PRICE * 1000:g} per 1,000, only when something changed)",
