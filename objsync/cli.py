@@ -128,6 +128,7 @@ def config_from_args(args: argparse.Namespace, env: dict[str, str]) -> PullConfi
         connect_timeout=args.connect_timeout,
         read_timeout=args.read_timeout,
         max_pool_connections=max(10, args.threads + 2),
+        concurrency=max(1, args.threads),
     )
     rules = Rules(
         filter=Filter(includes=split_patterns(args.include), excludes=split_patterns(args.exclude)),

@@ -14,7 +14,7 @@ import xxhash
 from objsync.etag import multipart_etag
 from objsync.localfs import TMP_SUFFIX, UnsafePath, tmp_dir
 from objsync.plan import Fetch
-from objsync.remote import describe_error, is_md5_etag, multipart_parts
+from objsync.remote import ReadInfo, ReadRequest, describe_error, is_md5_etag, multipart_parts
 
 _CHUNK = 1 << 20
 _KMS = ("aws:kms", "aws:kms:dsse")  # ETags of KMS-encrypted objects are not the MD5 of the bytes
@@ -118,10 +118,14 @@ class Staged:
 
 
 def run_batch(reader, opts: WriteOptions, tasks, run_many) -> list[FetchResult]:
-    """Run a batch: downloads are staged by `run_many` (threads), synced once, then renamed into place."""
+    """Run a batch: downloads are staged in temp files, synced once, then renamed into place.
+
+    `run_many(fn, items)` maps fn over items (on threads) for the work that is not one batched
+    request: checks of local files and reads that the fast path handed back.
+    """
     dirs = DirHandles(opts.root)
     try:
-        outcomes = run_many(lambda t: run_task(reader, opts, t, dirs), tasks)
+        outcomes = _stage(reader, opts, tasks, dirs, run_many)
         staged = [o for o in outcomes if isinstance(o, Staged)]
         if staged and opts.fsync == "batch":
             _sync_filesystem(dirs.root_fd)
@@ -130,16 +134,54 @@ def run_batch(reader, opts: WriteOptions, tasks, run_many) -> list[FetchResult]:
         dirs.close()
 
 
-def run_task(reader, opts: WriteOptions, task: Fetch, dirs: DirHandles) -> "FetchResult | Staged":
-    """Do one task up to the rename; never raises for a per-file problem."""
+def _stage(reader, opts: WriteOptions, tasks, dirs: DirHandles, run_many) -> list["FetchResult | Staged"]:
+    outcomes: list[FetchResult | Staged | None] = [None] * len(tasks)
+    checks = [i for i, t in enumerate(tasks) if t.verify]  # a local file that is already right needs no GET
+    for i, found in zip(checks, run_many(lambda i: _check_local(opts, tasks[i], dirs), checks)):
+        outcomes[i] = found
+    downloads: dict[int, _Download] = {}
+    for i, task in enumerate(tasks):
+        if outcomes[i] is None:
+            try:
+                downloads[i] = _Download(opts, task, dirs)
+            except Exception as exc:
+                outcomes[i] = _failed(task, _describe(exc, task))
+    requests = [ReadRequest(d.task.key, d.task.etag, d.write, d.task.version_id) for d in downloads.values()]
+    slow = []
+    for (i, d), info in zip(downloads.items(), reader.read_many(requests)):
+        if info is not None:
+            outcomes[i] = d.finish_or_fail(info)
+        else:
+            d.discard()
+            if d.error is not None:  # the disk, not the server, failed: a second read would too
+                outcomes[i] = _failed(d.task, _describe(d.error, d.task))
+            else:
+                slow.append(i)
+    for i, outcome in zip(slow, run_many(lambda i: _download_slow(reader, opts, tasks[i], dirs), slow)):
+        outcomes[i] = outcome
+    return outcomes
+
+
+def _check_local(opts: WriteOptions, task: Fetch, dirs: DirHandles) -> "FetchResult | None":
     try:
-        if task.verify:
-            found = _verify_local(opts, task, dirs)
-            if found is not None:
-                return _result(task, "verified", *found)
-        return _download(reader, opts, task, dirs)
+        found = _verify_local(opts, task, dirs)
     except Exception as exc:
         return _failed(task, _describe(exc, task))
+    return None if found is None else _result(task, "verified", *found)
+
+
+def _download_slow(reader, opts: WriteOptions, task: Fetch, dirs: DirHandles) -> "FetchResult | Staged":
+    """Read one object through the client (retries, full error reports); never raises."""
+    try:
+        d = _Download(opts, task, dirs)
+    except Exception as exc:
+        return _failed(task, _describe(exc, task))
+    try:
+        info = reader.read_slow(task.key, task.etag, d.write, version_id=task.version_id)
+    except Exception as exc:
+        d.discard()
+        return _failed(task, _describe(exc, task))
+    return d.finish_or_fail(info)
 
 
 def _commit(staged: Staged) -> FetchResult:
@@ -218,49 +260,67 @@ def _verify_local(opts: WriteOptions, task: Fetch, dirs: DirHandles) -> tuple[st
         return digest.hexdigest(), after.st_mtime_ns
 
 
-def _download(reader, opts: WriteOptions, task: Fetch, dirs: DirHandles) -> FetchResult:
-    parent_fd = dirs.parent_fd(task.rel)
-    name = task.rel.rpartition("/")[2]
-    tmp_fd, tmp_path = _make_temp(opts.root)
-    try:
-        with os.fdopen(tmp_fd, "wb", buffering=0) as fh:
-            digest = xxhash.xxh3_128()
-            etag_is_md5 = is_md5_etag(task.etag)
-            md5 = hashlib.md5(usedforsecurity=False) if etag_is_md5 or task.md5 else None
-            received = 0
+class _Download:
+    """One object arriving in a temp file: every chunk is written, hashed and counted as it comes."""
 
-            def sink(chunk: bytes) -> None:
-                nonlocal received
-                _write_all(fh.fileno(), chunk)
-                digest.update(chunk)
-                if md5 is not None:
-                    md5.update(chunk)
-                received += len(chunk)
+    def __init__(self, opts: WriteOptions, task: Fetch, dirs: DirHandles) -> None:
+        self.opts, self.task = opts, task
+        self.parent_fd = dirs.parent_fd(task.rel)
+        self.fd, self.tmp_path = _make_temp(opts.root)
+        self.digest = xxhash.xxh3_128()
+        self.etag_is_md5 = is_md5_etag(task.etag)
+        self.md5 = hashlib.md5(usedforsecurity=False) if self.etag_is_md5 or task.md5 else None
+        self.received = 0
+        self.error: OSError | None = None  # a failed write: the read must not be repeated
 
-            if task.version_id:
-                info = reader.read(task.key, task.etag, task.size, sink, version_id=task.version_id)
-            else:
-                info = reader.read(task.key, task.etag, task.size, sink)
-            if received != task.size:
-                raise IntegrityError(f"received {received} bytes, the listing says {task.size}")
-            if task.etag and info.etag and info.etag != task.etag:
-                raise IntegrityError(f"the server sent ETag {info.etag}, the listing says {task.etag}")
-            if etag_is_md5 and info.sse not in _KMS and md5.hexdigest() != task.etag.lower():
-                raise IntegrityError(f"MD5 {md5.hexdigest()} does not match the ETag {task.etag}")
-            if task.md5 and md5.hexdigest() != task.md5:
-                raise IntegrityError(f"MD5 {md5.hexdigest()} does not match the manifest's {task.md5}")
-            os.fchmod(fh.fileno(), opts.file_mode)
-            os.utime(fh.fileno(), ns=(task.mtime_ns, task.mtime_ns))
-            if opts.fsync == "file":
-                os.fsync(fh.fileno())
-            st = os.fstat(fh.fileno())
-            if st.st_size != task.size:  # what reached the disk, not just what was received
-                raise IntegrityError(f"the temp file holds {st.st_size} bytes, expected {task.size}")
-            mtime_ns = st.st_mtime_ns
-    except BaseException:
-        _unlink_quietly(tmp_path)
-        raise
-    return Staged(tmp_path, name, parent_fd, _result(task, "fetched", digest.hexdigest(), mtime_ns, received))
+    def write(self, chunk: bytes) -> None:
+        try:
+            _write_all(self.fd, chunk)
+        except OSError as exc:
+            self.error = exc
+            raise
+        self.digest.update(chunk)
+        if self.md5 is not None:
+            self.md5.update(chunk)
+        self.received += len(chunk)
+
+    def finish_or_fail(self, info: ReadInfo) -> "Staged | FetchResult":
+        """Check what arrived against the listing; a staged file on success, a failed result otherwise."""
+        try:
+            return self._finish(info)
+        except Exception as exc:
+            self.discard()
+            return _failed(self.task, _describe(exc, self.task))
+
+    def _finish(self, info: ReadInfo) -> Staged:
+        task, fd = self.task, self.fd
+        if self.received != task.size:
+            raise IntegrityError(f"received {self.received} bytes, the listing says {task.size}")
+        if task.etag and info.etag and info.etag != task.etag:
+            raise IntegrityError(f"the server sent ETag {info.etag}, the listing says {task.etag}")
+        if self.etag_is_md5 and info.sse not in _KMS and self.md5.hexdigest() != task.etag.lower():
+            raise IntegrityError(f"MD5 {self.md5.hexdigest()} does not match the ETag {task.etag}")
+        if task.md5 and self.md5.hexdigest() != task.md5:
+            raise IntegrityError(f"MD5 {self.md5.hexdigest()} does not match the manifest's {task.md5}")
+        os.fchmod(fd, self.opts.file_mode)
+        os.utime(fd, ns=(task.mtime_ns, task.mtime_ns))
+        if self.opts.fsync == "file":
+            os.fsync(fd)
+        st = os.fstat(fd)
+        if st.st_size != task.size:  # what reached the disk, not just what was received
+            raise IntegrityError(f"the temp file holds {st.st_size} bytes, expected {task.size}")
+        os.close(fd)
+        self.fd = -1
+        name = task.rel.rpartition("/")[2]
+        return Staged(self.tmp_path, name, self.parent_fd,
+                      _result(task, "fetched", self.digest.hexdigest(), st.st_mtime_ns, self.received))
+
+    def discard(self) -> None:
+        """Close and remove the temp file."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        _unlink_quietly(self.tmp_path)
 
 
 def _write_all(fd: int, data: bytes) -> None:

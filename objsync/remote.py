@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator, Sequence
 from urllib.parse import urlsplit
+
+from objsync.curl import Get, Reply, TransferConfig, Transfers
+from objsync.sigv4 import Credentials, encode_path, encode_query, sign_get
 
 DEFAULT_REGION = "us-east-1"
 
@@ -53,7 +57,8 @@ class RemoteConfig:
     read_timeout: float = 30.0
     max_pool_connections: int = 16
     profile: str | None = None
-    fast_get: bool = True  # small GETs skip botocore's per-request machinery (see ObjectReader)
+    fast_get: bool = True  # GETs skip botocore's per-request machinery (see Bucket)
+    concurrency: int = 8  # fast-path transfers in flight at once, per process
 
     def effective_endpoint(self) -> str | None:
         """The endpoint URL with a scheme, chosen by --disable-ssl when the user gave none."""
@@ -165,17 +170,25 @@ def read_object(client, bucket: str, key: str, etag: str, sink, chunk_size: int 
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ReadRequest:
+    """One object to read in a batch: key, expected ETag, optional version and where the bytes go."""
+
+    key: str
+    etag: str
+    sink: Callable[[bytes], object]
+    version_id: str | None = None
+
+
 class Bucket:
     """One bucket through one client: listing and reading, each with a lean fast path.
 
     boto3 spends about a millisecond of CPU per request on events, endpoint rules and response
     parsing; for a DAG folder of small files that is most of the work. The fast path signs with
-    botocore's own SigV4 signer, sends over a urllib3 pool and makes exactly one attempt: any
-    answer but a complete 200 (or any exception) hands the request to the boto3 client, whose
-    standard retry mode then applies.
+    objsync.sigv4 (checked against botocore's signer) and runs many GETs at once on libcurl
+    (objsync.curl), making exactly one attempt each: any answer but a complete 200 (or any error)
+    hands the request to the boto3 client, whose standard retry mode then applies.
     """
-
-    FAST_MAX = 8 << 20  # larger objects stream through the client
 
     def __init__(self, cfg: RemoteConfig, name: str, session=None) -> None:
         self.name = name
@@ -183,38 +196,30 @@ class Bucket:
         self._cfg = cfg
         self._session = session or make_session(cfg)
         self._client = None
+        self._transfers = None
+        self._lock = threading.Lock()
         credentials = self._session.get_credentials()
         endpoint = cfg.effective_endpoint()
         self._fast = cfg.fast_get and credentials is not None and _no_proxy_for(endpoint or "https://s3.amazonaws.com")
         if not self._fast:
             return
-        import urllib3
-        from botocore.auth import S3SigV4Auth
-
         if endpoint:
             # A custom endpoint is addressed path-style (see make_client), so no client is needed yet.
             parts = urlsplit(endpoint)
-            self._origin = endpoint.rstrip("/")
             self._bucket_path = f"/{name}"
             self._region = resolve_region(cfg, self._session)
         else:
             # AWS: let botocore resolve the addressing (virtual host, region, FIPS...) once.
             probe = self.client.generate_presigned_url("get_object", Params={"Bucket": name, "Key": "k"})
             parts = urlsplit(probe)
-            self._origin = f"{parts.scheme}://{parts.netloc}"
             self._bucket_path = parts.path[:-2]  # '/bucket' (path style) or '' (virtual host)
             self._region = self.client.meta.region_name
+        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._host = _host_header(parts)
         self._credentials = credentials
-        self._auth = S3SigV4Auth
-        kwargs = {"maxsize": cfg.max_pool_connections, "retries": False,
-                  "timeout": urllib3.Timeout(connect=cfg.connect_timeout, read=cfg.read_timeout)}
-        if parts.scheme == "https":
-            if cfg.verify is False:
-                kwargs["cert_reqs"] = "CERT_NONE"
-            else:
-                from botocore.httpsession import get_cert_path
-                kwargs["ca_certs"] = get_cert_path(True if cfg.verify is None else cfg.verify)
-        self._pool = urllib3.PoolManager(**kwargs)
+        self._transfer_cfg = TransferConfig(connect_timeout=cfg.connect_timeout, read_timeout=cfg.read_timeout,
+                                            verify=cfg.verify is not False,
+                                            ca_file=_ca_file(cfg, self._session) if parts.scheme == "https" else None)
 
     @property
     def client(self):
@@ -234,43 +239,56 @@ class Bucket:
 
     def read(self, key: str, etag: str, size: int, sink, version_id: str | None = None) -> ReadInfo:
         """Deliver the object's bytes (of one version, when given) to `sink`; errors are botocore's."""
-        if self._fast and size <= self.FAST_MAX:
-            info = self._read_fast(key, etag, sink, version_id)
+        if self._fast:
+            (info,) = self.read_many([ReadRequest(key, etag, sink, version_id)])
             if info is not None:
                 return info
-            self.fallbacks += 1
+        return self.read_slow(key, etag, sink, version_id)
+
+    def read_slow(self, key: str, etag: str, sink, version_id: str | None = None) -> ReadInfo:
+        """Read through the boto3 client alone, with its retries and its errors."""
         return read_object(self.client, self.name, key, etag, sink, version_id=version_id)
 
-    def _get(self, path: str, query: str = "", headers: dict | None = None):
-        """One signed GET; returns the urllib3 response, or None on any transport failure."""
-        from botocore.awsrequest import AWSRequest
+    def read_many(self, requests: Sequence[ReadRequest]) -> list[ReadInfo | None]:
+        """Read many objects at once on the fast path; None marks one to repeat with read_slow.
 
-        url = self._origin + path + (f"?{query}" if query else "")
-        request = AWSRequest(method="GET", url=url, headers=headers or {})
-        request.context = {}
-        try:
-            self._auth(self._credentials.get_frozen_credentials(), "s3", self._region).add_auth(request)
-            return self._pool.request("GET", url, headers=dict(request.headers.items()), preload_content=True,
-                                      enforce_content_length=True, redirect=False)
-        except Exception:  # the client repeats the request and reports any error properly
-            return None
+        A None request may have delivered some bytes to its sink before failing.
+        """
+        if not self._fast:
+            return [None] * len(requests)
+        gets = []
+        for r in requests:
+            query = encode_query({"versionId": r.version_id}) if r.version_id else ""
+            headers = {"If-Match": f'"{r.etag}"'} if r.etag else None
+            gets.append(self._signed(self._bucket_path + encode_path("/" + r.key), query, headers, r.sink))
+        replies = self._run(gets)
+        out: list[ReadInfo | None] = []
+        for reply in replies:
+            if reply.ok:
+                out.append(ReadInfo(size=int(reply.headers.get("content-length", -1)),
+                                    etag=reply.headers.get("etag", "").strip('"'),
+                                    sse=reply.headers.get("x-amz-server-side-encryption")))
+            else:
+                self.fallbacks += 1
+                out.append(None)
+        return out
 
-    def _read_fast(self, key: str, etag: str, sink, version_id: str | None = None) -> ReadInfo | None:
-        from urllib.parse import quote
+    def _signed(self, path: str, query: str, headers: dict | None, sink) -> Get:
+        frozen = self._credentials.get_frozen_credentials()
+        lines = sign_get(Credentials(frozen.access_key, frozen.secret_key, frozen.token), self._region,
+                         self._host, path, query, headers)
+        lines.append(f"Host: {self._host}")  # exactly the signed value, whatever the URL's spelling
+        return Get(self._origin + path + (f"?{query}" if query else ""), lines, sink)
 
-        path = self._bucket_path + "/" + quote(key, safe="/~")
-        query = "versionId=" + quote(version_id, safe="~") if version_id else ""
-        response = self._get(path, query, headers={"If-Match": f'"{etag}"'} if etag else None)
-        if response is None or response.status != 200:
-            return None
-        data = response.data
-        sink(data)
-        return ReadInfo(size=len(data), etag=(response.headers.get("ETag") or "").strip('"'),
-                        sse=response.headers.get("x-amz-server-side-encryption"))
+    def _run(self, gets: list[Get]) -> list[Reply]:
+        with self._lock:
+            if self._transfers is None:
+                self._transfers = Transfers(self._cfg.concurrency, self._transfer_cfg)
+            return self._transfers.run(gets)
 
     def _list_fast(self, prefix: str, folders: list[str] | None = None) -> list[RemoteObject] | None:
+        import io
         import xml.etree.ElementTree as ET
-        from urllib.parse import quote, urlencode
 
         from botocore.compat import unquote_str
 
@@ -283,11 +301,12 @@ class Bucket:
                 params["delimiter"] = "/"  # one level: sub-folders come back in `folders`
             if token:
                 params["continuation-token"] = token
-            response = self._get(self._bucket_path or "/", urlencode(sorted(params.items()), quote_via=quote))
-            if response is None or response.status != 200:
+            body = io.BytesIO()
+            (reply,) = self._run([self._signed(self._bucket_path or "/", encode_query(params), None, body.write)])
+            if not reply.ok:
                 return None
             try:
-                root = ET.fromstring(response.data)
+                root = ET.fromstring(body.getvalue())
                 for item in root.iter(ns + "Contents"):
                     out.append(RemoteObject(
                         key=unquote_str(item.findtext(ns + "Key")),
@@ -306,6 +325,12 @@ class Bucket:
             if not token:
                 return None
 
+    def close(self) -> None:
+        """Close the fast path's connections."""
+        with self._lock:
+            if self._transfers is not None:
+                self._transfers.close()
+                self._transfers = None
 
     # -- one level of a prefix (manifest mode finds the top-level folders that have no manifest) -------
 
@@ -330,6 +355,25 @@ def list_level(client, bucket: str, prefix: str) -> tuple[list[RemoteObject], li
                                         round(item["LastModified"].timestamp() * 1000) * 1_000_000))
         folders += [p["Prefix"] for p in page.get("CommonPrefixes", ())]
     return objects, folders
+
+
+def _ca_file(cfg: RemoteConfig, session) -> str | None:
+    """The CA bundle the client would use: the configured path, else AWS_CA_BUNDLE, else certifi's."""
+    from botocore.httpsession import get_cert_path
+
+    if isinstance(cfg.verify, str):
+        return cfg.verify
+    return session._session.get_config_variable("ca_bundle") or get_cert_path(True)
+
+
+def _host_header(parts) -> str:
+    """The Host value botocore signs: lower-case name, IPv6 in brackets, port only when not the default."""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port is not None and parts.port != {"http": 80, "https": 443}.get(parts.scheme):
+        host = f"{host}:{parts.port}"
+    return host
 
 
 def _no_proxy_for(url: str) -> bool:
