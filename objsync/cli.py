@@ -66,8 +66,8 @@ def build_parser(prog: str = "objsync", with_bench: bool = False) -> argparse.Ar
                       help="address of /health and /metrics in daemon mode, or 'off' (default :8087)")
     pull.add_argument("--workers", type=_typed(_positive_int), default=None,
                       help=f"worker processes (default {default_workers()} here, from the CPU count; 0 runs in-process)")
-    pull.add_argument("--threads", type=_typed(_positive_int), default=8,
-                      help="concurrent downloads in each worker (default 8)")
+    pull.add_argument("--threads", type=_typed(_positive_int), default=32,
+                      help="downloads in flight at once in each process (default 32)")
     pull.add_argument("--connect-timeout", type=_typed(parse_duration), default=10.0, metavar="DURATION",
                       help="S3 connect timeout (default 10s)")
     pull.add_argument("--read-timeout", type=_typed(parse_duration), default=30.0, metavar="DURATION",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import signal
@@ -24,19 +25,47 @@ class PoolConfig:
     """Pool shape: processes, download threads in each, and how tasks are grouped into batches."""
 
     workers: int
-    threads: int = 8
+    threads: int = 32
     batch_files: int = 64
     batch_bytes: int = 32 << 20
     inline_max: int = 32  # a pass with this few tasks runs in-process: starting workers costs more
 
 
 def default_workers() -> int:
-    """One worker process per CPU this process may run on, at least 2 and at most 16."""
+    """In-process on up to 2 CPUs (one process keeps a batch of transfers busy); else one per spare CPU."""
+    cpus = available_cpus()
+    return 0 if cpus <= 2 else min(8, cpus - 1)
+
+
+def available_cpus(cgroup: str = "/sys/fs/cgroup") -> int:
+    """CPUs this process may use: its affinity, capped by a container's CPU quota (cgroup v2 or v1)."""
     try:
         cpus = len(psutil.Process().cpu_affinity())
     except (AttributeError, psutil.Error):
-        cpus = psutil.cpu_count() or 2
-    return max(2, min(16, cpus))
+        cpus = psutil.cpu_count() or 1
+    quota = _cgroup_quota(cgroup)
+    return max(1, min(cpus, math.ceil(quota))) if quota else cpus
+
+
+def _cgroup_quota(root: str) -> float | None:
+    """A container's CPU limit in CPUs, or None when there is none (or none can be read)."""
+    try:
+        quota, period = _read(f"{root}/cpu.max").split()[:2]  # cgroup v2: "max 100000" or "50000 100000"
+    except (OSError, ValueError):
+        try:
+            quota, period = _read(f"{root}/cpu/cpu.cfs_quota_us"), _read(f"{root}/cpu/cpu.cfs_period_us")
+        except OSError:
+            return None
+    try:
+        q, p = float(quota), float(period)
+    except ValueError:
+        return None  # "max": no limit
+    return q / p if q > 0 and p > 0 else None
+
+
+def _read(path: str) -> str:
+    with open(path) as fh:
+        return fh.read()
 
 
 def batches(tasks: Iterable[Fetch], batch_files: int, batch_bytes: int) -> Iterator[tuple[Fetch, ...]]:
