@@ -74,13 +74,18 @@ class Transfers:
             h.setopt(pycurl.CAINFO, cfg.ca_file)
         return h
 
-    def run(self, gets: Sequence[Get]) -> list[Reply]:
-        """Run every request, at most `size` at a time; replies come back in the order of `gets`."""
+    def run(self, gets: Sequence[Get], cancelled: Callable[[], bool] | None = None) -> list[Reply]:
+        """Run every request, at most `size` at a time; replies come back in the order of `gets`.
+
+        Once `cancelled()` is true, transfers still running are dropped and get the error "cancelled".
+        """
         replies: list[Reply | None] = [None] * len(gets)
         queue = list(range(len(gets) - 1, -1, -1))
         active = 0
         try:
             while queue or active:
+                if cancelled is not None and cancelled():
+                    break
                 while queue and self._idle:
                     self._start(self._idle.pop(), queue.pop(), gets)
                     active += 1
@@ -98,13 +103,13 @@ class Transfers:
                     if not left:
                         break
                 if active:
-                    self._multi.select(1.0)
+                    self._multi.select(0.2 if cancelled is not None else 1.0)
         finally:
-            if active:  # an exception (a sink raised): leave every handle reusable
+            if active:  # cancelled, or an exception: leave every handle reusable
                 for h in self._all:
                     if h not in self._idle:
                         self._finish(h)
-        return [r if r is not None else Reply(0, {}, "not run") for r in replies]
+        return [r if r is not None else Reply(0, {}, "cancelled") for r in replies]
 
     def _start(self, h: pycurl.Curl, index: int, gets: Sequence[Get]) -> None:
         get = gets[index]

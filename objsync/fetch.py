@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
+import itertools
 import os
 import stat
 import threading
@@ -117,15 +119,16 @@ class Staged:
     result: FetchResult
 
 
-def run_batch(reader, opts: WriteOptions, tasks, run_many) -> list[FetchResult]:
+def run_batch(reader, opts: WriteOptions, tasks, run_many, cancelled=None) -> list[FetchResult]:
     """Run a batch: downloads are staged in temp files, synced once, then renamed into place.
 
     `run_many(fn, items)` maps fn over items (on threads) for the work that is not one batched
-    request: checks of local files and reads that the fast path handed back.
+    request: checks of local files and reads that the fast path handed back. Once `cancelled()` is
+    true, downloads still running fail as stopped; what arrived complete is still committed.
     """
     dirs = DirHandles(opts.root)
     try:
-        outcomes = _stage(reader, opts, tasks, dirs, run_many)
+        outcomes = _stage(reader, opts, tasks, dirs, run_many, cancelled)
         staged = [o for o in outcomes if isinstance(o, Staged)]
         if staged and opts.fsync == "batch":
             _sync_filesystem(dirs.root_fd)
@@ -134,7 +137,7 @@ def run_batch(reader, opts: WriteOptions, tasks, run_many) -> list[FetchResult]:
         dirs.close()
 
 
-def _stage(reader, opts: WriteOptions, tasks, dirs: DirHandles, run_many) -> list["FetchResult | Staged"]:
+def _stage(reader, opts: WriteOptions, tasks, dirs: DirHandles, run_many, cancelled) -> list["FetchResult | Staged"]:
     outcomes: list[FetchResult | Staged | None] = [None] * len(tasks)
     checks = [i for i, t in enumerate(tasks) if t.verify]  # a local file that is already right needs no GET
     for i, found in zip(checks, run_many(lambda i: _check_local(opts, tasks[i], dirs), checks)):
@@ -148,13 +151,17 @@ def _stage(reader, opts: WriteOptions, tasks, dirs: DirHandles, run_many) -> lis
                 outcomes[i] = _failed(task, _describe(exc, task))
     requests = [ReadRequest(d.task.key, d.task.etag, d.write, d.task.version_id) for d in downloads.values()]
     slow = []
-    for (i, d), info in zip(downloads.items(), reader.read_many(requests)):
+    infos = reader.read_many(requests, cancelled)
+    stopped = cancelled is not None and cancelled()
+    for (i, d), info in zip(downloads.items(), infos):
         if info is not None:
             outcomes[i] = d.finish_or_fail(info)
         else:
             d.discard()
             if d.error is not None:  # the disk, not the server, failed: a second read would too
                 outcomes[i] = _failed(d.task, _describe(d.error, d.task))
+            elif stopped:
+                outcomes[i] = _failed(d.task, "stopped before the download finished; the next pass fetches it")
             else:
                 slow.append(i)
     for i, outcome in zip(slow, run_many(lambda i: _download_slow(reader, opts, tasks[i], dirs), slow)):
@@ -266,7 +273,9 @@ class _Download:
     def __init__(self, opts: WriteOptions, task: Fetch, dirs: DirHandles) -> None:
         self.opts, self.task = opts, task
         self.parent_fd = dirs.parent_fd(task.rel)
-        self.fd, self.tmp_path = _make_temp(opts.root)
+        # The temp file is made when the first bytes arrive, so requests go out without waiting
+        # for file creation, which costs more than the request on some filesystems.
+        self.fd, self.tmp_path = -1, ""
         self.digest = xxhash.xxh3_128()
         self.etag_is_md5 = is_md5_etag(task.etag)
         self.md5 = hashlib.md5(usedforsecurity=False) if self.etag_is_md5 or task.md5 else None
@@ -275,6 +284,8 @@ class _Download:
 
     def write(self, chunk: bytes) -> None:
         try:
+            if self.fd < 0:
+                self.fd, self.tmp_path = _make_temp(self.opts.root)
             _write_all(self.fd, chunk)
         except OSError as exc:
             self.error = exc
@@ -293,6 +304,8 @@ class _Download:
             return _failed(self.task, _describe(exc, self.task))
 
     def _finish(self, info: ReadInfo) -> Staged:
+        if self.fd < 0:  # an empty object: no bytes, no write
+            self.fd, self.tmp_path = _make_temp(self.opts.root)
         task, fd = self.task, self.fd
         if self.received != task.size:
             raise IntegrityError(f"received {self.received} bytes, the listing says {task.size}")
@@ -320,7 +333,8 @@ class _Download:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-        _unlink_quietly(self.tmp_path)
+        if self.tmp_path:
+            _unlink_quietly(self.tmp_path)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -338,16 +352,16 @@ def _replace(tmp_path: str, name: str, parent_fd: int) -> None:
         os.replace(tmp_path, name, dst_dir_fd=parent_fd)
 
 
-_counter = 0
-_counter_lock = threading.Lock()
+_counter = itertools.count(1)  # next() on a count is atomic under the GIL
+
+
+@functools.lru_cache(maxsize=8)
+def _tmp_prefix(root: str, pid: int) -> str:
+    return os.path.join(str(tmp_dir(root)), f"{pid}-")
 
 
 def _make_temp(root: str) -> tuple[int, str]:
-    global _counter
-    with _counter_lock:
-        _counter += 1
-        n = _counter
-    path = os.path.join(str(tmp_dir(root)), f"{os.getpid()}-{n}{TMP_SUFFIX}")
+    path = f"{_tmp_prefix(root, os.getpid())}{next(_counter)}{TMP_SUFFIX}"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     return fd, path
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import queue
 import signal
 import threading
 import time
@@ -94,8 +95,13 @@ class _Worker:
         self.opts = opts
         self.threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch")
 
-    def run(self, batch: Sequence[Fetch]) -> list[FetchResult]:
-        return run_batch(self.reader, self.opts, batch, lambda fn, items: list(self.threads.map(fn, items)))
+    def run(self, batch: Sequence[Fetch], cancelled=None) -> list[FetchResult]:
+        return run_batch(self.reader, self.opts, batch, lambda fn, items: list(self.threads.map(fn, items)),
+                         cancelled)
+
+    def close(self) -> None:
+        self.threads.shutdown(wait=True, cancel_futures=True)
+        self.reader.close()
 
 
 def _init_worker(remote: RemoteConfig, opts: WriteOptions, threads: int) -> None:
@@ -111,19 +117,40 @@ def _run_batch(batch: Sequence[Fetch]) -> list[FetchResult]:
     return _worker.run(batch)
 
 
+def _after_grace(stop: threading.Event):
+    """A test that turns true `STOP_GRACE` seconds after `stop` is first seen set."""
+    seen: list[float] = []
+
+    def cancelled() -> bool:
+        if not stop.is_set():
+            return False
+        if not seen:
+            seen.append(time.monotonic())
+        return time.monotonic() - seen[0] > STOP_GRACE
+
+    return cancelled
+
+
 class Pool:
-    """Worker processes that outlive one pass, so a daemon pays their start-up once."""
+    """Worker processes that outlive one pass, so a daemon pays their start-up once.
+
+    With no worker processes, batches run in-process on `LANES` threads, each with its own reader:
+    while one lane waits for its batch's sync to disk, the other keeps downloading.
+    """
+
+    LANES = 2
 
     def __init__(self, remote: RemoteConfig, opts: WriteOptions, cfg: PoolConfig) -> None:
         self.remote, self.opts, self.cfg = remote, opts, cfg
         self._executor: ProcessPoolExecutor | None = None
-        self._inline: _Worker | None = None
+        self._lanes: ThreadPoolExecutor | None = None
+        self._spare: "queue.SimpleQueue[_Worker]" = queue.SimpleQueue()
+        self._inline: list[_Worker] = []
 
     def start(self) -> "Pool":
         """Start the processes now (they warm up while the coordinator lists)."""
         if self.cfg.workers <= 0:
-            if self._inline is None:
-                self._inline = _Worker(self.remote, self.opts, self.cfg.threads)
+            self._start_lanes()
         elif self._executor is None:
             ctx = multiprocessing.get_context("forkserver")
             ctx.set_forkserver_preload(["objsync.pool"])
@@ -135,34 +162,47 @@ class Pool:
                 self._executor.submit(os.getpid)
         return self
 
+    def _start_lanes(self) -> ThreadPoolExecutor:
+        if self._lanes is None:
+            self._inline = [_Worker(self.remote, self.opts, self.cfg.threads) for _ in range(self.LANES)]
+            for worker in self._inline:
+                self._spare.put(worker)
+            self._lanes = ThreadPoolExecutor(max_workers=self.LANES, thread_name_prefix="lane")
+        return self._lanes
+
+    def _run_in_lane(self, batch: Sequence[Fetch], cancelled) -> list[FetchResult]:
+        worker = self._spare.get()
+        try:
+            return worker.run(batch, cancelled)
+        finally:
+            self._spare.put(worker)
+
     def run(self, tasks: Sequence[Fetch], stop: threading.Event | None = None) -> Iterator[list[FetchResult]]:
         """Run tasks; yield each batch's results as it completes.
 
-        Once `stop` is set no new batch starts; running ones get `STOP_GRACE` seconds to finish,
-        then the workers are killed (their temp files are removed by the coordinator's next clean-up).
+        Once `stop` is set no new batch starts; running ones get `STOP_GRACE` seconds to finish.
+        Then worker processes are killed (the coordinator's next clean-up removes their temp
+        files), and in-process lanes drop the transfers still running.
         """
         if not tasks:
             return
         groups = batches(tasks, self.cfg.batch_files, self.cfg.batch_bytes)
         if self._executor is None and (self.cfg.workers <= 0 or len(tasks) <= self.cfg.inline_max):
-            if self._inline is None:
-                self._inline = _Worker(self.remote, self.opts, self.cfg.threads)
-            for group in groups:
-                if stop is not None and stop.is_set():
-                    return
-                yield self._inline.run(group)
-            return
-        self.start()
-        assert self._executor is not None
-        # Keep only a few batches in flight per worker, so a stop request is honoured quickly.
-        limit = self.cfg.workers * 2
+            lanes, cancelled = self._start_lanes(), (_after_grace(stop) if stop is not None else None)
+            submit, limit = (lambda group: lanes.submit(self._run_in_lane, group, cancelled)), self.LANES
+        else:
+            self.start()
+            assert self._executor is not None
+            executor = self._executor
+            # Keep only a few batches in flight per worker, so a stop request is honoured quickly.
+            submit, limit = (lambda group: executor.submit(_run_batch, group)), self.cfg.workers * 2
         pending: set[Future] = set()
         deadline: float | None = None
         try:
             for group in groups:
                 if stop is not None and stop.is_set():
                     break
-                pending.add(self._executor.submit(_run_batch, group))
+                pending.add(submit(group))
                 while len(pending) >= limit and not (stop is not None and stop.is_set()):
                     done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                     for fut in done:
@@ -173,7 +213,7 @@ class Pool:
                     for fut in pending:
                         fut.cancel()
                     pending = {f for f in pending if not f.cancelled()}
-                    if time.monotonic() > deadline:
+                    if time.monotonic() > deadline and self._executor is not None:
                         self.abort()
                         return
                 done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -199,9 +239,13 @@ class Pool:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
-        if self._inline is not None:
-            self._inline.threads.shutdown(wait=True, cancel_futures=True)
-            self._inline = None
+        if self._lanes is not None:
+            self._lanes.shutdown(wait=True, cancel_futures=True)
+            self._lanes = None
+            for worker in self._inline:
+                worker.close()
+            self._inline = []
+            self._spare = queue.SimpleQueue()
 
     def __enter__(self) -> "Pool":
         return self

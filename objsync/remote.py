@@ -249,10 +249,11 @@ class Bucket:
         """Read through the boto3 client alone, with its retries and its errors."""
         return read_object(self.client, self.name, key, etag, sink, version_id=version_id)
 
-    def read_many(self, requests: Sequence[ReadRequest]) -> list[ReadInfo | None]:
+    def read_many(self, requests: Sequence[ReadRequest],
+                  cancelled: Callable[[], bool] | None = None) -> list[ReadInfo | None]:
         """Read many objects at once on the fast path; None marks one to repeat with read_slow.
 
-        A None request may have delivered some bytes to its sink before failing.
+        A None request may have delivered some bytes to its sink before failing (or being cancelled).
         """
         if not self._fast:
             return [None] * len(requests)
@@ -261,7 +262,7 @@ class Bucket:
             query = encode_query({"versionId": r.version_id}) if r.version_id else ""
             headers = {"If-Match": f'"{r.etag}"'} if r.etag else None
             gets.append(self._signed(self._bucket_path + encode_path("/" + r.key), query, headers, r.sink))
-        replies = self._run(gets)
+        replies = self._run(gets, cancelled)
         out: list[ReadInfo | None] = []
         for reply in replies:
             if reply.ok:
@@ -280,11 +281,11 @@ class Bucket:
         lines.append(f"Host: {self._host}")  # exactly the signed value, whatever the URL's spelling
         return Get(self._origin + path + (f"?{query}" if query else ""), lines, sink)
 
-    def _run(self, gets: list[Get]) -> list[Reply]:
+    def _run(self, gets: list[Get], cancelled: Callable[[], bool] | None = None) -> list[Reply]:
         with self._lock:
             if self._transfers is None:
                 self._transfers = Transfers(self._cfg.concurrency, self._transfer_cfg)
-            return self._transfers.run(gets)
+            return self._transfers.run(gets, cancelled)
 
     def _list_fast(self, prefix: str, folders: list[str] | None = None) -> list[RemoteObject] | None:
         import io

@@ -61,8 +61,9 @@ class FaultProxy(HttpProxy):
     """Forwards to `upstream` (host, port); `rate` of the requests get one of `kinds` instead."""
 
     def __init__(self, upstream: tuple[str, int], rate: float = 0.2, kinds=KINDS, seed: int = 1,
-                 stall_seconds: float = 3.0) -> None:
+                 stall_seconds: float = 3.0, objects_only: bool = False) -> None:
         self.upstream = upstream
+        self.objects_only = objects_only  # leave listings alone, fault only object GETs
         self.rate = rate
         self.kinds = tuple(kinds)
         self.stall_seconds = stall_seconds
@@ -75,7 +76,7 @@ class FaultProxy(HttpProxy):
     def _choose(self, carries_object: bool) -> str | None:
         with self._lock:
             self.requests += 1
-            if self._rng.random() >= self.rate:
+            if self._rng.random() >= self.rate or (self.objects_only and not carries_object):
                 return None
             kinds = [k for k in self.kinds if carries_object or k not in _BODY_KINDS]
             if not kinds:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -115,3 +116,21 @@ def test_daemon_survives_faults_and_converges_after(seeded, proxy, bucket, tmp_p
         proxy.rate = 0
         wait_for(lambda: tree(d) == seeded, timeout=60, what="convergence")
         assert daemon.stop() == 0
+
+
+def test_in_process_pull_stops_promptly_while_downloads_stall(s3_client, seeded, seaweed, bucket, tmp_path, aws_env):
+    host, port = seaweed.endpoint_url.rsplit("//", 1)[1].split(":")
+    stalling = FaultProxy((host, int(port)), rate=1.0, kinds=("stall",), stall_seconds=60, objects_only=True)
+    d = tmp_path / "d"
+    try:
+        with Daemon(f"s3://{bucket}/f", d, aws_env, "--endpoint-url", stalling.url, "--read-timeout", "60s",
+                    "--workers", "0") as daemon:
+            wait_for(lambda: stalling.injected["stall"] >= 4, timeout=30, what="downloads to stall")
+            started = time.monotonic()
+            assert daemon.stop() == 0
+            # The grace period is 5 s; without cancelling, the stalled transfers would hold on for 60 s.
+            assert time.monotonic() - started < 12
+    finally:
+        stalling.close()
+    assert list((d / ".objsync/tmp").iterdir()) == []
+    assert [p for p in d.rglob("*.py")] == []
