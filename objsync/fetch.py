@@ -263,6 +263,8 @@ def _verify_local(opts: WriteOptions, task: Fetch, dirs: DirHandles) -> tuple[st
         if not matches:
             return None
         if stat.S_IMODE(after.st_mode) != opts.file_mode:
+            if after.st_nlink > 1:
+                return None  # a chmod would reach the file's other names too: write our own copy
             os.fchmod(fd, opts.file_mode)
         return digest.hexdigest(), after.st_mtime_ns
 

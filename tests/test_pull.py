@@ -102,6 +102,18 @@ def test_adoption_downloads_a_local_file_whose_bytes_differ(dags, tmp_path, aws_
     assert s["fetched"] == 4 and tree(d) == expected(DAGS)
 
 
+def test_adoption_never_changes_the_mode_of_a_file_linked_from_elsewhere(dags, tmp_path, aws_env):
+    d, outside = tmp_path / "d", tmp_path / "outside.py"
+    d.mkdir()
+    outside.write_bytes(DAGS["dags/a.py"])  # right bytes, but shared with a path outside the folder
+    outside.chmod(0o600)
+    os.link(outside, d / "a.py")
+    s = pull(dags, d, env=aws_env).summary
+    assert s["fetched"] == 4 and tree(d) == expected(DAGS)
+    assert (outside.stat().st_mode & 0o777, outside.stat().st_nlink) == (0o600, 1)
+    assert (d / "a.py").stat().st_mode & 0o777 == 0o664
+
+
 def test_deletes_and_prunes_empty_folders(s3_client, bucket, dags, tmp_path, aws_env):
     d = tmp_path / "d"
     assert pull(dags, d, env=aws_env).rc == 0
