@@ -106,11 +106,14 @@ class State:
     def _load(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         # disk_min_file_size: large memos stay raw rows in SQLite, never pickled or text files beside it.
+        # Every entry is read into memory once, so SQLite's own page cache and memory map (64 MiB by
+        # default) would only hold a second copy, growing with the folder: keep both small.
         self._cache = diskcache.Cache(str(self.directory), eviction_policy="none", statistics=False,
-                                      size_limit=1 << 62, disk_min_file_size=1 << 40)
+                                      size_limit=1 << 62, disk_min_file_size=1 << 40,
+                                      sqlite_mmap_size=0, sqlite_cache_size=256)
         # One query instead of a get per key: a 100k-entry cache loads in tens of milliseconds.
         # Only raw (never pickled) values are accepted, so a tampered cache cannot run code.
-        rows = self._cache._sql("SELECT key, raw, value, mode FROM Cache").fetchall()
+        rows = self._cache._sql("SELECT key, raw, value, mode FROM Cache")
         meta = None
         entries: dict[str, Entry] = {}
         memos: dict[str, str] = {}
