@@ -400,7 +400,7 @@ def multipart_parts(etag: str) -> int | None:
 
 def describe_error(exc: BaseException) -> str:
     """A one-line, credential-free description of a botocore/transport error."""
-    from botocore.exceptions import ClientError, NoCredentialsError, EndpointConnectionError
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, SSLError
 
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
@@ -411,6 +411,9 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, NoCredentialsError):
         return ("no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
                 "AWS_PROFILE, or run where an instance or pod role is available")
+    if isinstance(exc, SSLError):
+        return (f"{type(exc).__name__}: {exc}; if the endpoint's certificate comes from a private CA, "
+                f"point AWS_CA_BUNDLE at that CA's PEM file")
     if isinstance(exc, EndpointConnectionError):
         return f"cannot connect to the S3 endpoint: {exc}"
     return f"{type(exc).__name__}: {exc}"

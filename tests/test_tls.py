@@ -67,7 +67,7 @@ def test_an_untrusted_certificate_is_refused_on_both_paths(tls, s3_client, bucke
     assert all(body == b"" for body in got.values())  # not one byte from an unverified server
     run = objsync("pull", "--once", "--json", "--endpoint-url", tls.url, "--read-timeout", "2s",
                   f"s3://{bucket}/t", str(tmp_path / "d"), env=aws_env | {"AWS_CA_BUNDLE": str(other)})
-    assert run.rc == 1 and "SSL" in run.out + run.err, run.err
+    assert run.rc == 1 and "SSL" in run.err and "AWS_CA_BUNDLE" in run.err, run.err  # names the cause and the fix
     assert [p for p in (tmp_path / "d").rglob("*.py")] == []
 
 
