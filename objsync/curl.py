@@ -139,7 +139,10 @@ class Transfers:
         self._multi.add_handle(h)
 
     def _finish(self, h: pycurl.Curl) -> None:
-        self._multi.remove_handle(h)
+        try:
+            self._multi.remove_handle(h)
+        except pycurl.error:
+            pass  # an exception came before the handle was added
         self._idle.append(h)
 
     def close(self) -> None:

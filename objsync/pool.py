@@ -90,8 +90,8 @@ _worker: "_Worker | None" = None
 
 
 class _Worker:
-    def __init__(self, remote: RemoteConfig, opts: WriteOptions, threads: int) -> None:
-        self.reader = Bucket(remote, opts.bucket)
+    def __init__(self, remote: RemoteConfig, opts: WriteOptions, threads: int, reader: Bucket | None = None) -> None:
+        self.reader = reader or Bucket(remote, opts.bucket)
         self.opts = opts
         self.threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch")
 
@@ -164,7 +164,9 @@ class Pool:
 
     def _start_lanes(self) -> ThreadPoolExecutor:
         if self._lanes is None:
-            self._inline = [_Worker(self.remote, self.opts, self.cfg.threads) for _ in range(self.LANES)]
+            first = _Worker(self.remote, self.opts, self.cfg.threads)
+            self._inline = [first] + [_Worker(self.remote, self.opts, self.cfg.threads, first.reader.sibling())
+                                      for _ in range(self.LANES - 1)]
             for worker in self._inline:
                 self._spare.put(worker)
             self._lanes = ThreadPoolExecutor(max_workers=self.LANES, thread_name_prefix="lane")

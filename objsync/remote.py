@@ -198,6 +198,17 @@ class Bucket:
         self._client = None
         self._transfers = None
         self._lock = threading.Lock()
+        self._setup(cfg, name)
+
+    def sibling(self) -> "Bucket":
+        """Another reader of the same bucket with its own connections, sharing this one's session
+        and addressing (on AWS, finding the addressing builds a whole client)."""
+        twin = object.__new__(Bucket)
+        twin.__dict__.update(self.__dict__)
+        twin.fallbacks, twin._client, twin._transfers, twin._lock = 0, None, None, threading.Lock()
+        return twin
+
+    def _setup(self, cfg: RemoteConfig, name: str) -> None:
         credentials = self._session.get_credentials()
         endpoint = cfg.effective_endpoint()
         self._fast = cfg.fast_get and credentials is not None and _no_proxy_for(endpoint or "https://s3.amazonaws.com")

@@ -135,3 +135,18 @@ def test_fast_listing_matches_the_paginator_across_pages(seaweed, s3_client, buc
     assert remote.fallbacks == 0
     assert fast == list(list_prefix(remote.client, bucket, "p/"))
     assert sorted(o.key for o in fast) == sorted(k for k in keys if k.startswith("p/"))
+
+
+def test_a_sibling_reader_shares_the_session_but_not_the_connections(seaweed, s3_client, bucket, aws_env):
+    from objsync.remote import ReadRequest
+
+    put(s3_client, bucket, {"s/a.py": b"a" * 100, "s/b.py": b"b" * 200})
+    first = Bucket(RemoteConfig(endpoint_url=seaweed.endpoint_url), bucket)
+    twin = first.sibling()
+    assert twin._session is first._session
+    for reader in (first, twin):
+        chunks = {"s/a.py": [], "s/b.py": []}
+        etags = {k: s3_client.head_object(Bucket=bucket, Key=k)["ETag"].strip('"') for k in chunks}
+        infos = reader.read_many([ReadRequest(k, etags[k], chunks[k].append) for k in chunks])
+        assert all(infos) and {k: b"".join(v) for k, v in chunks.items()} == {"s/a.py": b"a" * 100, "s/b.py": b"b" * 200}
+    assert twin._transfers is not first._transfers and first.fallbacks == twin.fallbacks == 0
