@@ -249,10 +249,18 @@ class Bucket:
         return list(list_prefix(self.client, self.name, prefix))
 
     def read(self, key: str, etag: str, size: int, sink, version_id: str | None = None) -> ReadInfo:
-        """Deliver the object's bytes (of one version, when given) to `sink`; errors are botocore's."""
+        """Deliver the object's bytes (of one version, when given) to `sink`; errors are botocore's.
+
+        The fast attempt is held in memory until it is complete, so `sink` never sees the bytes of
+        an attempt that failed half-way; large objects belong with read_many and a sink that can
+        be thrown away.
+        """
         if self._fast:
-            (info,) = self.read_many([ReadRequest(key, etag, sink, version_id)])
+            chunks: list[bytes] = []
+            (info,) = self.read_many([ReadRequest(key, etag, chunks.append, version_id)])
             if info is not None:
+                for chunk in chunks:
+                    sink(chunk)
                 return info
         return self.read_slow(key, etag, sink, version_id)
 

@@ -61,8 +61,9 @@ class FaultProxy(HttpProxy):
     """Forwards to `upstream` (host, port); `rate` of the requests get one of `kinds` instead."""
 
     def __init__(self, upstream: tuple[str, int], rate: float = 0.2, kinds=KINDS, seed: int = 1,
-                 stall_seconds: float = 3.0, objects_only: bool = False) -> None:
+                 stall_seconds: float = 3.0, objects_only: bool = False, budget: int | None = None) -> None:
         self.upstream = upstream
+        self.budget = budget  # inject at most this many faults in all
         self.objects_only = objects_only  # leave listings alone, fault only object GETs
         self.rate = rate
         self.kinds = tuple(kinds)
@@ -77,6 +78,8 @@ class FaultProxy(HttpProxy):
         with self._lock:
             self.requests += 1
             if self._rng.random() >= self.rate or (self.objects_only and not carries_object):
+                return None
+            if self.budget is not None and sum(self.injected.values()) >= self.budget:
                 return None
             kinds = [k for k in self.kinds if carries_object or k not in _BODY_KINDS]
             if not kinds:

@@ -134,3 +134,21 @@ def test_in_process_pull_stops_promptly_while_downloads_stall(s3_client, seeded,
         stalling.close()
     assert list((d / ".objsync/tmp").iterdir()) == []
     assert [p for p in d.rglob("*.py")] == []
+
+
+def test_a_single_read_never_passes_on_the_bytes_of_a_failed_attempt(s3_client, seaweed, bucket, aws_env):
+    from objsync.remote import Bucket, RemoteConfig
+
+    data = os.urandom(300_000)
+    s3_client.put_object(Bucket=bucket, Key="m/x.json", Body=data)
+    etag = s3_client.head_object(Bucket=bucket, Key="m/x.json")["ETag"].strip('"')
+    host, port = seaweed.endpoint_url.rsplit("//", 1)[1].split(":")
+    cutting = FaultProxy((host, int(port)), rate=1.0, kinds=("truncate",), objects_only=True, budget=1)
+    try:
+        reader = Bucket(RemoteConfig(endpoint_url=cutting.url), bucket)
+        chunks: list[bytes] = []
+        info = reader.read("m/x.json", etag, len(data), chunks.append)
+    finally:
+        cutting.close()
+    assert cutting.injected["truncate"] == 1 and reader.fallbacks == 1  # half the bytes came, then the cut
+    assert b"".join(chunks) == data and info.etag == etag
