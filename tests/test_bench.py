@@ -14,7 +14,8 @@ def test_tiny_bench_verifies_and_reports(seaweed, bucket, aws_env, tmp_path):
     out = tmp_path / "results"
     proc = subprocess.run(
         [sys.executable, "-m", "objsync.bench", "--preset", "tiny", "--tools", "objsync", "--repeats", "1",
-         "--endpoint-url", seaweed.endpoint_url, "--bucket", bucket, "--daemon-polls", "3", "--no-chart",
+         "--endpoint-url", seaweed.endpoint_url, "--bucket", bucket, "--daemon-polls", "20",
+         "--daemon-interval", "100ms", "--no-chart",
          "--out", str(out), "--workdir", str(tmp_path / "work")],
         capture_output=True, text=True, env=dict(os.environ) | aws_env, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -31,7 +32,8 @@ def test_tiny_bench_verifies_and_reports(seaweed, bucket, aws_env, tmp_path):
     assert doc["work"]["incremental"] == {"files": 2, "bytes": doc["work"]["incremental"]["bytes"], "deleted": 1}
     (daemon,) = doc["daemons"]
     if daemon["stats"]["status"] == "ok":
-        assert daemon["stats"]["polls"] >= 3 and daemon["stats"]["cpu_per_poll"] > 0 and daemon["check"]["ok"]
+        # 20 polls, so that the CPU of no-op passes of 50 files adds up to more than a clock tick.
+        assert daemon["stats"]["polls"] >= 20 and daemon["stats"]["cpu_per_poll"] > 0 and daemon["check"]["ok"]
     else:
         assert daemon["stats"]["status"] == "skipped" and daemon["stats"]["reason"]
     text = md.read_text()

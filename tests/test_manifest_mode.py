@@ -156,7 +156,7 @@ def test_invalid_manifest_is_refused_and_the_repo_stays(damage, reason, seaweed,
     run = pull(f"s3://{bucket}/dags", d, env=aws_env)
     assert run.rc == 1
     (error,) = run.summary["errors"]
-    assert error["key"] == f"dags/.objsync/manifests/a.json"
+    assert error["key"] == "dags/.objsync/manifests/a.json"
     assert "repo 'a' refused" in error["error"] and reason in error["error"], error
     assert tree(d) == expected(a=REPO_A, b=REPO_B | {"new.py": b"n\n"})
     # The previous version is still looked after: a deleted file of it is restored.

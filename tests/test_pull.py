@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from boto3.s3.transfer import TransferConfig
 
-from support import md5, objsync, pull, put, tree
+from support import objsync, pull, put, tree
 
 DAGS = {
     "dags/a.py": b"from airflow import DAG\n",
