@@ -32,6 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--trials", type=int, default=200, help="cold and incremental trials, alternating (default 200)")
     p.add_argument("--daemon-trials", type=int, default=20, help="trials that kill a running daemon (default 20)")
     p.add_argument("--files", type=int, default=200, help="objects under the prefix (default 200)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="passed to objsync pull --workers (default: the pull's own default for this machine)")
     p.add_argument("--seed", type=int, default=20261125)
     p.add_argument("--json", metavar="FILE", help="also write every trial's result to FILE")
     return p.parse_args(argv)
@@ -81,8 +83,9 @@ def run_all(args: argparse.Namespace, rng: random.Random, work: Path, server: Se
     src = "s3://crash/c"
     identity = f"{server.endpoint_url}|crash|c/"
     env = {k: v for k, v in os.environ.items() if k not in ("AWS_PROFILE", "AWS_SESSION_TOKEN")} | server.env()
-    once = ["pull", "--once", "--workers", "2", "--threads", "4", src, str(dest)]
-    daemon = ["pull", "-i", "300ms", "-s", "off", "--workers", "2", "--threads", "4", src, str(dest)]
+    shape = ["--threads", "4"] + (["--workers", str(args.workers)] if args.workers is not None else [])
+    once = ["pull", "--once", *shape, src, str(dest)]
+    daemon = ["pull", "-i", "300ms", "-s", "off", *shape, src, str(dest)]
 
     first_file, full_pass = time_cold_pass(once, env, dest)
     mutate(bucket, rng)

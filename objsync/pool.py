@@ -23,7 +23,7 @@ from objsync.remote import Bucket, RemoteConfig
 
 @dataclass(frozen=True)
 class PoolConfig:
-    """Pool shape: processes, download threads in each, and how tasks are grouped into batches."""
+    """Pool shape: processes (0: in-process lanes), transfers in flight in each, and batch sizes."""
 
     workers: int
     threads: int = 32

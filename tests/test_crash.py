@@ -6,13 +6,16 @@ import os
 import random
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from objsync.bench.crash import Bucket, check, mutate, run_trial, time_cold_pass
 from support import objsync, tree
 
 TRIALS = 20
 
 
-def test_kill_9_at_random_moments(s3_client, bucket, tmp_path, aws_env):
+@pytest.mark.parametrize("workers", ["0", "2"])  # in-process lanes (the default on 2 CPUs), worker processes
+def test_kill_9_at_random_moments(s3_client, bucket, tmp_path, aws_env, workers):
     rng = random.Random(20261124)
     b = Bucket(s3_client, bucket, "c/")
     with ThreadPoolExecutor(16) as ex:
@@ -20,7 +23,7 @@ def test_kill_9_at_random_moments(s3_client, bucket, tmp_path, aws_env):
                     range(200)))
     dest = tmp_path / "d"
     identity = f"{aws_env['AWS_ENDPOINT_URL']}|{bucket}|c/"
-    argv = ["pull", "--once", "--workers", "2", "--threads", "4", f"s3://{bucket}/c", str(dest)]
+    argv = ["pull", "--once", "--workers", workers, "--threads", "4", f"s3://{bucket}/c", str(dest)]
     env = dict(os.environ) | aws_env
     # Most of a short pass is start-up: kills land from a little before the first file to the end.
     first_file, full_pass = time_cold_pass(argv, env, dest)
