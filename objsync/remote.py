@@ -131,12 +131,13 @@ def list_prefix(client, bucket: str, prefix: str, page_size: int = 1000) -> Iter
     pages = paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size})
     for page in pages:
         for item in page.get("Contents", ()):
-            yield RemoteObject(
-                key=item["Key"],
-                etag=item.get("ETag", "").strip('"'),
-                size=int(item.get("Size", 0)),
-                mtime_ns=round(item["LastModified"].timestamp() * 1000) * 1_000_000,
-            )
+            yield _listed(item["Key"], item.get("ETag", ""), item.get("Size", 0), item["LastModified"])
+
+
+def _listed(key: str, etag: str, size, last_modified) -> RemoteObject:
+    """A listing entry as a record; Last-Modified is kept to the millisecond S3 reports."""
+    return RemoteObject(key=key, etag=etag.strip('"'), size=int(size or 0),
+                        mtime_ns=round(last_modified.timestamp() * 1000) * 1_000_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,13 +328,9 @@ class Bucket:
                 return None
             try:
                 root = ET.fromstring(body.getvalue())
-                for item in root.iter(ns + "Contents"):
-                    out.append(RemoteObject(
-                        key=unquote_str(item.findtext(ns + "Key")),
-                        etag=(item.findtext(ns + "ETag") or "").strip('"'),
-                        size=int(item.findtext(ns + "Size") or 0),
-                        mtime_ns=round(parse_timestamp(item.findtext(ns + "LastModified")).timestamp() * 1000)
-                        * 1_000_000))
+                out += [_listed(unquote_str(item.findtext(ns + "Key")), item.findtext(ns + "ETag") or "",
+                                item.findtext(ns + "Size"), parse_timestamp(item.findtext(ns + "LastModified")))
+                        for item in root.iter(ns + "Contents")]
                 if folders is not None:
                     folders += [unquote_str(p.findtext(ns + "Prefix")) for p in root.iter(ns + "CommonPrefixes")]
                 token = root.findtext(ns + "NextContinuationToken")
@@ -370,9 +367,8 @@ def list_level(client, bucket: str, prefix: str) -> tuple[list[RemoteObject], li
     objects: list[RemoteObject] = []
     folders: list[str] = []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
-        for item in page.get("Contents", ()):
-            objects.append(RemoteObject(item["Key"], item.get("ETag", "").strip('"'), int(item.get("Size", 0)),
-                                        round(item["LastModified"].timestamp() * 1000) * 1_000_000))
+        objects += [_listed(item["Key"], item.get("ETag", ""), item.get("Size", 0), item["LastModified"])
+                    for item in page.get("Contents", ())]
         folders += [p["Prefix"] for p in page.get("CommonPrefixes", ())]
     return objects, folders
 
