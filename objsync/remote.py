@@ -8,7 +8,7 @@ from typing import Callable, Iterator, Sequence
 from urllib.parse import urlsplit
 
 from objsync.curl import Get, Reply, TransferConfig, Transfers
-from objsync.sigv4 import Credentials, encode_path, encode_query, sign_get
+from objsync.sigv4 import Credentials, amz_date, encode_path, encode_query, sign_get
 
 DEFAULT_REGION = "us-east-1"
 
@@ -278,10 +278,11 @@ class Bucket:
         if not self._fast:
             return [None] * len(requests)
         gets = []
+        identity = self._identity()
         for r in requests:
             query = encode_query({"versionId": r.version_id}) if r.version_id else ""
             headers = {"If-Match": f'"{r.etag}"'} if r.etag else None
-            gets.append(self._signed(self._bucket_path + encode_path("/" + r.key), query, headers, r.sink))
+            gets.append(self._signed(identity, self._bucket_path + encode_path("/" + r.key), query, headers, r.sink))
         replies = self._run(gets, cancelled)
         out: list[ReadInfo | None] = []
         for reply in replies:
@@ -294,10 +295,15 @@ class Bucket:
                 out.append(None)
         return out
 
-    def _signed(self, path: str, query: str, headers: dict | None, sink) -> Get:
+    def _identity(self) -> tuple[Credentials, str]:
+        """Credentials and a timestamp for one batch of requests: SigV4 accepts minutes of skew,
+        and refreshing credentials take a lock, so neither is fetched per request."""
         frozen = self._credentials.get_frozen_credentials()
-        lines = sign_get(Credentials(frozen.access_key, frozen.secret_key, frozen.token), self._region,
-                         self._host, path, query, headers)
+        return Credentials(frozen.access_key, frozen.secret_key, frozen.token), amz_date()
+
+    def _signed(self, identity: tuple[Credentials, str], path: str, query: str, headers: dict | None, sink) -> Get:
+        creds, timestamp = identity
+        lines = sign_get(creds, self._region, self._host, path, query, headers, timestamp)
         lines.append(f"Host: {self._host}")  # exactly the signed value, whatever the URL's spelling
         return Get(self._origin + path + (f"?{query}" if query else ""), lines, sink)
 
@@ -323,7 +329,8 @@ class Bucket:
             if token:
                 params["continuation-token"] = token
             body = io.BytesIO()
-            (reply,) = self._run([self._signed(self._bucket_path or "/", encode_query(params), None, body.write)])
+            (reply,) = self._run([self._signed(self._identity(), self._bucket_path or "/", encode_query(params), None,
+                                               body.write)])
             if not reply.ok:
                 return None
             try:
