@@ -11,6 +11,8 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from objsync.remote import is_md5_etag
+
 KINDS = ("500", "503", "429", "reset", "truncate", "stall", "etag", "corrupt")
 _BODY_KINDS = {"reset", "truncate", "etag", "corrupt"}  # only for answers that carry an object
 _ERROR_XML = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code>"
@@ -116,7 +118,7 @@ class FaultProxy(HttpProxy):
         finally:
             conn.close()
         etag = next((v for k, v in headers if k.lower() == "etag"), "")
-        if kind == "corrupt" and not _is_plain_md5(etag):
+        if kind == "corrupt" and not is_md5_etag(etag.strip('"')):
             kind = None  # a flipped byte in a multipart object keeps its length and ETag: undetectable
             self.injected["corrupt"] -= 1
         if kind == "corrupt" and data:
@@ -142,7 +144,3 @@ class FaultProxy(HttpProxy):
             return
         h.wfile.write(data)
 
-
-def _is_plain_md5(etag: str) -> bool:
-    etag = etag.strip('"')
-    return len(etag) == 32 and all(c in "0123456789abcdef" for c in etag.lower())
