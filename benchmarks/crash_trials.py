@@ -24,7 +24,7 @@ from pathlib import Path
 
 from objsync.bench.crash import Bucket, TrialResult, check, mutate, run_trial, time_cold_pass
 from objsync.paths import STATE_DIR
-from objsync.seaweed import SeaweedFS
+from objsync.bench.seaweed import SeaweedFS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

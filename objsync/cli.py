@@ -10,14 +10,16 @@ import signal
 import sys
 from pathlib import Path
 
-from objsync import __version__, localfs, push_cli
+from objsync import __version__
+from objsync.pull import localfs
+from objsync.push import cli as push_cli
 from objsync import log as logsetup
-from objsync.config import PullConfig, parse_duration, parse_file_mode, parse_max_delete
+from objsync.pull.config import PullConfig, parse_duration, parse_file_mode, parse_max_delete
 from objsync.paths import Filter, split_patterns
-from objsync.plan import Rules
-from objsync.pool import Pool, PoolConfig, default_workers
-from objsync.remote import Bucket, Location, RemoteConfig
-from objsync.state import State
+from objsync.pull.plan import Rules
+from objsync.pull.pool import Pool, PoolConfig, default_workers
+from objsync.s3.bucket import Bucket, Location, RemoteConfig
+from objsync.pull.state import State
 
 log = logging.getLogger("objsync")
 
@@ -134,7 +136,7 @@ def config_from_args(args: argparse.Namespace, env: dict[str, str]) -> PullConfi
         filter=Filter(includes=split_patterns(args.include), excludes=split_patterns(args.exclude)),
         scratch=args.scratch, allow_empty=args.allow_empty, max_delete=args.max_delete)
     workers = default_workers() if args.workers is None else args.workers
-    from objsync.sources import check_pins
+    from objsync.pull.listing import check_pins
 
     pins = check_pins(split_patterns(args.pin))
     return PullConfig(
@@ -194,7 +196,7 @@ def pull_command(args: argparse.Namespace, env: dict[str, str], parser: argparse
     try:
         cfg = config_from_args(args, env)
         if not cfg.once and args.status_addr != "off":
-            from objsync.status import parse_addr
+            from objsync.daemon.status import parse_addr
 
             parse_addr(args.status_addr)
     except ValueError as exc:
@@ -204,9 +206,9 @@ def pull_command(args: argparse.Namespace, env: dict[str, str], parser: argparse
 
 def run_pull(cfg: PullConfig, args: argparse.Namespace, env: dict[str, str]) -> int:
     """Take the folder's lock, open the cache and the pool, then run once or as a daemon."""
-    from objsync.daemon import Hooks, Signals, run_hooks
-    from objsync.fetch import WriteOptions
-    from objsync.pull import make_source, pull_pass
+    from objsync.daemon.loop import Hooks, Signals, run_hooks
+    from objsync.pull.fetch import WriteOptions
+    from objsync.pull.pipeline import make_source, pull_pass
 
     try:
         localfs.prepare_root(cfg.dest)
@@ -248,9 +250,9 @@ def run_pull(cfg: PullConfig, args: argparse.Namespace, env: dict[str, str]) -> 
 
 
 def _daemon(cfg, args, env, bucket, state, pool, signals, hooks, source) -> int:
-    from objsync.daemon import run_loop, sentry_reporter
-    from objsync.metrics import Metrics
-    from objsync.status import StatusServer
+    from objsync.daemon.loop import run_loop, sentry_reporter
+    from objsync.daemon.metrics import Metrics
+    from objsync.daemon.status import StatusServer
 
     metrics = Metrics()
     status = None
@@ -310,7 +312,7 @@ def _print_plan(p) -> None:
 
 
 def _print_summary(report, as_json: bool) -> None:
-    from objsync.pull import log_report
+    from objsync.pull.pipeline import log_report
 
     if as_json:
         sys.stdout.write(json.dumps(report.as_dict()) + "\n")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import boto3
 
-from objsync.seaweed import SeaweedFS
+from objsync.bench.seaweed import SeaweedFS
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".demo"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from objsync.seaweed import SeaweedFS
+from objsync.bench.seaweed import SeaweedFS
 
 REGION = "us-east-1"
 

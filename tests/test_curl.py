@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from objsync.curl import Get, TransferConfig, Transfers
+from objsync.s3.curl import Get, TransferConfig, Transfers
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

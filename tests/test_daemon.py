@@ -169,7 +169,7 @@ def test_sigterm_mid_pass_leaves_no_temp_file_and_a_consistent_cache(s3_client, 
         assert daemon.stop() == 0
         assert time.monotonic() - started < 10
     assert list((d / ".objsync/tmp").iterdir()) == []
-    from objsync.state import State
+    from objsync.pull.state import State
     with State.open(d / ".objsync/cache", f"{aws_env['AWS_ENDPOINT_URL']}|{bucket}|big/") as state:
         assert 0 < len(state.entries) < len(objects)
         for rel, entry in state.entries.items():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from objsync.state import Entry, State
+from objsync.pull.state import Entry, State
 from support import pull, put, tree
 
 OLD = {"f/a.py": b"a = 1\n", "f/b.py": b"b = 1\n", "f/team/c.py": b"c = 1\n"}

@@ -11,7 +11,7 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 
 from faultproxy import FaultProxy
-from objsync.state import State
+from objsync.pull.state import State
 from support import objsync, tree
 from test_daemon import Daemon, wait_for
 
@@ -137,7 +137,7 @@ def test_in_process_pull_stops_promptly_while_downloads_stall(s3_client, seeded,
 
 
 def test_a_single_read_never_passes_on_the_bytes_of_a_failed_attempt(s3_client, seaweed, bucket, aws_env):
-    from objsync.remote import Bucket, RemoteConfig
+    from objsync.s3.bucket import Bucket, RemoteConfig
 
     data = os.urandom(300_000)
     s3_client.put_object(Bucket=bucket, Key="m/x.json", Body=data)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from objsync import localfs
-from objsync.config import PullConfig
-from objsync.fetch import WriteOptions
-from objsync.plan import Fetch, Rules
-from objsync.pool import Pool, PoolConfig
-from objsync.pull import pull_pass
-from objsync.remote import Bucket, Location, RemoteConfig
-from objsync.state import State
+from objsync.pull import localfs
+from objsync.pull.config import PullConfig
+from objsync.pull.fetch import WriteOptions
+from objsync.pull.plan import Fetch, Rules
+from objsync.pull.pool import Pool, PoolConfig
+from objsync.pull.pipeline import pull_pass
+from objsync.s3.bucket import Bucket, Location, RemoteConfig
+from objsync.pull.state import State
 
 from support import put, tree
 
@@ -126,7 +126,7 @@ def test_fast_path_hands_errors_to_the_client(seaweed, s3_client, bucket, aws_en
 def test_fast_listing_matches_the_paginator_across_pages(seaweed, s3_client, bucket, aws_env):
     from concurrent.futures import ThreadPoolExecutor
 
-    from objsync.remote import list_prefix
+    from objsync.s3.bucket import list_prefix
     keys = [f"p/{i:05d}.py" for i in range(1050)] + [f"p/{k}" for k in SPECIAL_KEYS] + ["p/ctl\x01.py", "q/x"]
     with ThreadPoolExecutor(16) as ex:
         list(ex.map(lambda k: s3_client.put_object(Bucket=bucket, Key=k, Body=k.encode()), keys))
@@ -138,7 +138,7 @@ def test_fast_listing_matches_the_paginator_across_pages(seaweed, s3_client, buc
 
 
 def test_a_sibling_reader_shares_the_session_but_not_the_connections(seaweed, s3_client, bucket, aws_env):
-    from objsync.remote import ReadRequest
+    from objsync.s3.bucket import ReadRequest
 
     put(s3_client, bucket, {"s/a.py": b"a" * 100, "s/b.py": b"b" * 200})
     first = Bucket(RemoteConfig(endpoint_url=seaweed.endpoint_url), bucket)

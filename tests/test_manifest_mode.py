@@ -10,10 +10,10 @@ import pytest
 
 from faultproxy import FaultProxy
 from objsync.manifest import FileEntry, Manifest, content_id
-from objsync.push import Target, publish
-from objsync.push_plan import PushRules
-from objsync.remote import Location, RemoteConfig, make_client
-from objsync.source import scan_source
+from objsync.push.publish import Target, publish
+from objsync.push.plan import PushRules
+from objsync.s3.bucket import Location, RemoteConfig, make_client
+from objsync.push.source import scan_source
 from support import md5, objsync, pull, put, tree
 from test_daemon import Daemon, wait_for
 

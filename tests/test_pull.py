@@ -315,7 +315,7 @@ def test_usage_errors_exit_2_with_a_message(args, why, tmp_path, aws_env):
 
 
 def test_second_instance_is_refused(dags, tmp_path, aws_env):
-    from objsync.localfs import DirLock, prepare_root
+    from objsync.pull.localfs import DirLock, prepare_root
     d = tmp_path / "d"
     prepare_root(d)
     with DirLock(d):

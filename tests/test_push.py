@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from objsync import push_cli
-from objsync.envs import COMMIT_VARS, REPO_VARS
+from objsync.push import cli as push_cli
+from objsync.push.envs import COMMIT_VARS, REPO_VARS
 from objsync.manifest import Manifest
-from objsync.push import Target, publish
-from objsync.remote import Location, RemoteConfig, make_client
-from objsync.source import scan_source
+from objsync.push.publish import Target, publish
+from objsync.s3.bucket import Location, RemoteConfig, make_client
+from objsync.push.source import scan_source
 
 from support import Run, md5, pull, tree
 

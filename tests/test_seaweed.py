@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from objsync.seaweed import SeaweedFS
+from objsync.bench.seaweed import SeaweedFS
 
 MiB = 1024 * 1024
 

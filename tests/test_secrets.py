@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from faultproxy import FaultProxy
-from objsync.seaweed import SeaweedFS
+from objsync.bench.seaweed import SeaweedFS
 from support import objsync, put
 from test_daemon import Daemon, get, wait_for
 

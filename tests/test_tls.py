@@ -8,7 +8,7 @@ import pytest
 import trustme
 
 from proxy import TlsProxy
-from objsync.remote import Bucket, ReadRequest, RemoteConfig
+from objsync.s3.bucket import Bucket, ReadRequest, RemoteConfig
 from support import objsync, put, tree
 
 

@@ -23,8 +23,8 @@ from objsync.bench.presets import PRESETS, Preset
 from objsync.bench.seeding import Target
 from objsync.bench.server import local_seaweed
 from objsync.bench.verify import FULL_LIMIT
-from objsync.config import parse_duration
-from objsync.remote import describe_error
+from objsync.pull.config import parse_duration
+from objsync.s3.bucket import describe_error
 
 log = logging.getLogger("objsync.bench")
 

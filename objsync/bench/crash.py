@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from objsync.paths import STATE_DIR
-from objsync.state import State
+from objsync.pull.state import State
 
 
 @dataclass

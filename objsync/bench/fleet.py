@@ -30,8 +30,8 @@ from objsync.bench.report import markdown_table, num
 from objsync.bench.seeding import Target
 from objsync.layout import history_key, manifest_key
 from objsync.manifest import FileEntry, Manifest, now
-from objsync.seaweed import HOST, free_port_block
-from objsync.sources import DEFAULT_RESCAN
+from objsync.bench.seaweed import HOST, free_port_block
+from objsync.pull.listing import DEFAULT_RESCAN
 
 PHASE = "fleet"
 LIST_PRICE = 0.005 / 1000  # USD per LIST (ListObjectsV2) request, S3 Standard

@@ -18,7 +18,7 @@ from objsync.bench.polls import PollStats, last_message, measure_polls
 from objsync.bench.presets import Expect, Mutation, Preset, SeedFile, apply, build_tree, expectations, mutate
 from objsync.bench.seeding import Target
 from objsync.bench.verify import Check, check_dest
-from objsync.seaweed import HOST, free_port_block
+from objsync.bench.seaweed import HOST, free_port_block
 
 PHASES = ("cold", "noop", "incremental", "daemon")
 PHASE_TITLES = {"cold": "cold (empty destination)", "noop": "restart no-op (--once, up to date)",

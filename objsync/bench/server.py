@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 from objsync.bench import promtext
-from objsync.seaweed import HOST, SeaweedFS, find_weed, free_port_block
+from objsync.bench.seaweed import HOST, SeaweedFS, find_weed, free_port_block
 
 log = logging.getLogger(__name__)
 

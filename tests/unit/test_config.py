@@ -1,7 +1,7 @@
 import pytest
 
-from objsync.config import parse_max_delete
-from objsync.plan import max_delete_count
+from objsync.pull.config import parse_max_delete
+from objsync.pull.plan import max_delete_count
 
 
 @pytest.mark.parametrize("text", ["nan%", "NaN%", " nan % ", "inf%", "-inf%", "infinity%"])

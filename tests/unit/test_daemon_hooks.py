@@ -3,9 +3,9 @@ import time
 
 import pytest
 
-from objsync import daemon
-from objsync.daemon import HOOK_TAIL_BYTES, HOOK_TAIL_LINES, Hooks, run_hooks
-from objsync.pull import PassReport
+from objsync.daemon import loop as daemon
+from objsync.daemon.loop import HOOK_TAIL_BYTES, HOOK_TAIL_LINES, Hooks, run_hooks
+from objsync.pull.pipeline import PassReport
 
 
 def failed_hook_log(caplog, tmp_path, command: str) -> str:

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from objsync.envs import ConfigError, load_project, repo_from_url, resolve_commit, resolve_repo
+from objsync.push.envs import ConfigError, load_project, repo_from_url, resolve_commit, resolve_repo
 
 FOLDER = Path("/work/checkouts/from-folder")
 SHA = "9fceb02d0ae598e95dc970b74767f19372d61af8"

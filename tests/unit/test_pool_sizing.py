@@ -2,8 +2,8 @@
 
 import pytest
 
-from objsync import pool
-from objsync.pool import available_cpus, default_workers
+from objsync.pull import pool
+from objsync.pull.pool import available_cpus, default_workers
 
 
 @pytest.mark.parametrize("files, expected", [

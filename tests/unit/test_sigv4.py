@@ -7,8 +7,8 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 
-from objsync import sigv4
-from objsync.sigv4 import Credentials, encode_path, encode_query, sign_get
+from objsync.s3 import sigv4
+from objsync.s3.sigv4 import Credentials, encode_path, encode_query, sign_get
 
 KEYS = ["plain.py", "with space.py", "plus+sign.py", "percent%41.py", "ünïcødé/ñ.py", "q?x#y.py",
         "tilde~and=eq&amp.py", "semi;colon,comma.py", "dir/'quote'.py", "star*bang!.py", "a//b/./../c.py"]

@@ -19,11 +19,11 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
-from objsync.localfs import LocalFile, tmp_dir
+from objsync.pull.localfs import LocalFile, tmp_dir
 from objsync.paths import STATE_DIR
-from objsync.plan import Fetch, Plan
-from objsync.sources import Version, scan_below, scan_tree
-from objsync.state import Entry
+from objsync.pull.plan import Fetch, Plan
+from objsync.pull.listing import Version, scan_below, scan_tree
+from objsync.pull.state import Entry
 
 STORE = f"{STATE_DIR}/snapshots"
 RETIRED = ".retired"  # a marker beside a tree that is no longer current; its mtime is when it left
@@ -296,8 +296,8 @@ def apply(cfg, p: Plan, versions: Mapping[str, Version], local: Mapping[str, Loc
     `in_place` is the ordinary step (fetch, cache, guarded deletes); it runs the fetches of the new
     trees together with those of top-level files, so deletes anywhere still wait for every fetch.
     """
-    from objsync.fetch import _sync_filesystem
-    from objsync.pull import Problem
+    from objsync.pull.fetch import _sync_filesystem
+    from objsync.pull.pipeline import Problem
 
     root = str(cfg.dest)
     ensure_ignore(root)

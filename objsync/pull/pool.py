@@ -16,9 +16,9 @@ from typing import Iterable, Iterator, Sequence
 
 import psutil
 
-from objsync.fetch import FetchResult, WriteOptions, run_batch
-from objsync.plan import Fetch
-from objsync.remote import Bucket, RemoteConfig
+from objsync.pull.fetch import FetchResult, WriteOptions, run_batch
+from objsync.pull.plan import Fetch
+from objsync.s3.bucket import Bucket, RemoteConfig
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ class Pool:
             self._start_lanes()
         elif self._executor is None:
             ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["objsync.pool"])
+            ctx.set_forkserver_preload(["objsync.pull.pool"])
             self._executor = ProcessPoolExecutor(
                 max_workers=self.cfg.workers, mp_context=ctx,
                 initializer=_init_worker, initargs=(self.remote, self.opts, self.cfg.threads))

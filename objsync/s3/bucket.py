@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 from urllib.parse import urlsplit
 
-from objsync.curl import Get, Reply, TransferConfig, Transfers
-from objsync.sigv4 import Credentials, amz_date, encode_path, encode_query, sign_get
+from objsync.s3.curl import Get, Reply, TransferConfig, Transfers
+from objsync.s3.sigv4 import Credentials, amz_date, encode_path, encode_query, sign_get
 
 DEFAULT_REGION = "us-east-1"
 
@@ -186,8 +186,8 @@ class Bucket:
 
     boto3 spends about a millisecond of CPU per request on events, endpoint rules and response
     parsing; for a DAG folder of small files that is most of the work. The fast path signs with
-    objsync.sigv4 (checked against botocore's signer) and runs many GETs at once on libcurl
-    (objsync.curl), making exactly one attempt each: any answer but a complete 200 (or any error)
+    objsync.s3.sigv4 (checked against botocore's signer) and runs many GETs at once on libcurl
+    (objsync.s3.curl), making exactly one attempt each: any answer but a complete 200 (or any error)
     hands the request to the boto3 client, whose standard retry mode then applies.
     """
 

@@ -9,13 +9,13 @@ import os
 import sys
 from pathlib import Path
 
-from objsync.envs import (Environment, ProjectConfig, git, git_root, load_project, resolve_commit,
+from objsync.push.envs import (Environment, ProjectConfig, git, git_root, load_project, resolve_commit,
                           resolve_repo)
 from objsync.paths import Filter, split_patterns
-from objsync.push import Report, Target, promote, publish
-from objsync.push_plan import PushRules
-from objsync.remote import RemoteConfig, make_client
-from objsync.source import scan_source
+from objsync.push.publish import Report, Target, promote, publish
+from objsync.push.plan import PushRules
+from objsync.s3.bucket import RemoteConfig, make_client
+from objsync.push.source import scan_source
 
 log = logging.getLogger("objsync")
 
@@ -24,7 +24,7 @@ def push_command(args: argparse.Namespace, env: dict[str, str], parser: argparse
     cwd = Path.cwd()
     project, (target,), origin = _setup(args, env, parser, cwd, [args.env])
     if args.rollback:
-        from objsync.rollback import rollback
+        from objsync.push.rollback import rollback
 
         log.info("rolling back repo %r (from %s) in %s (%s) to version %s", target.repo, origin, target.env,
                  target.url(target.folder), args.rollback)

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from objsync.manifest import FileEntry, Manifest
-from objsync.plan import max_delete_count
-from objsync.remote import RemoteObject, is_md5_etag
+from objsync.pull.plan import max_delete_count
+from objsync.s3.bucket import RemoteObject, is_md5_etag
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ from functools import partial
 from typing import Callable, Sequence
 
 from objsync import __version__
-from objsync.etag import MULTIPART_CHUNKSIZE, MULTIPART_THRESHOLD, EtagHasher
+from objsync.s3.etag import MULTIPART_CHUNKSIZE, MULTIPART_THRESHOLD, EtagHasher
 from objsync.layout import history_key, manifest_key, repo_prefix
 from objsync.manifest import FileEntry, Manifest, ManifestError, Origin, now
-from objsync.push_plan import PushPlan, PushRules, Transfer, plan_push
-from objsync.remote import Location, RemoteConfig, describe_error, list_prefix
-from objsync.source import SourceFile, compile_problems
+from objsync.push.plan import PushPlan, PushRules, Transfer, plan_push
+from objsync.s3.bucket import Location, RemoteConfig, describe_error, list_prefix
+from objsync.push.source import SourceFile, compile_problems
 
 log = logging.getLogger(__name__)
 

@@ -10,14 +10,14 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from objsync import localfs
-from objsync.config import PullConfig
-from objsync.fetch import FetchResult
-from objsync.plan import Plan, plan
-from objsync.pool import Pool
-from objsync.remote import Bucket, describe_error
-from objsync.sources import Source, explain, refine, scan_below
-from objsync.state import Entry, State
+from objsync.pull import localfs
+from objsync.pull.config import PullConfig
+from objsync.pull.fetch import FetchResult
+from objsync.pull.plan import Plan, plan
+from objsync.pull.pool import Pool
+from objsync.s3.bucket import Bucket, describe_error
+from objsync.pull.listing import Source, explain, refine, scan_below
+from objsync.pull.state import Entry, State
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def make_source(cfg: PullConfig, bucket: Bucket, state: State) -> Source:
     """The listing side of a pull, which keeps what manifest mode learns from one pass to the next."""
     scan = scan_below
     if cfg.atomic:
-        from objsync.snapshots import scan
+        from objsync.pull.snapshots import scan
     return Source(bucket, cfg.prefix, cfg.dest, state, cfg.rules, pins=dict(cfg.pins),
                   rescan_every=cfg.rescan_every, use_manifests=cfg.use_manifests, scan=scan)
 
@@ -98,7 +98,7 @@ def pull_pass(cfg: PullConfig, bucket: Bucket, state: State, pool: Pool, *,
     problems = [Problem(*t) for t in view.problems]
     if view.unchanged:
         if cfg.atomic and view.rescan:
-            from objsync.snapshots import collect
+            from objsync.pull.snapshots import collect
 
             collect(str(cfg.dest), cfg.keep_snapshots)  # retired trees go even while nothing changes
         return PassReport(listed=view.listed, skipped=view.listed, seconds=time.monotonic() - started,
@@ -110,7 +110,7 @@ def pull_pass(cfg: PullConfig, bucket: Bucket, state: State, pool: Pool, *,
     if cfg.dry_run:
         return replace(_report(p, started, problems, plan=p), mode=view.mode)
     if cfg.atomic:
-        from objsync import snapshots
+        from objsync.pull import snapshots
 
         report = snapshots.apply(cfg, p, view.versions, view.local, state, pool, problems, started, stop=stop,
                                  on_results=on_results, in_place=_apply, keep=cfg.keep_snapshots)

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import xxhash
 
-from objsync.etag import multipart_etag
-from objsync.localfs import TMP_SUFFIX, UnsafePath, tmp_dir
-from objsync.plan import Fetch
-from objsync.remote import ReadInfo, ReadRequest, describe_error, is_md5_etag, multipart_parts
+from objsync.s3.etag import multipart_etag
+from objsync.pull.localfs import TMP_SUFFIX, UnsafePath, tmp_dir
+from objsync.pull.plan import Fetch
+from objsync.s3.bucket import ReadInfo, ReadRequest, describe_error, is_md5_etag, multipart_parts
 
 _CHUNK = 1 << 20
 _KMS = ("aws:kms", "aws:kms:dsse")  # ETags of KMS-encrypted objects are not the MD5 of the bytes

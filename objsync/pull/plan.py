@@ -8,11 +8,11 @@ from decimal import Decimal
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from objsync.localfs import LocalFile
+from objsync.pull.localfs import LocalFile
 from objsync.paths import (Filter, UnsafeKey, check_relative, is_dir_marker, is_reserved, nfc,
                            normalize_prefix, parents)
-from objsync.remote import RemoteObject, is_md5_etag, multipart_parts
-from objsync.state import Entry
+from objsync.s3.bucket import RemoteObject, is_md5_etag, multipart_parts
+from objsync.pull.state import Entry
 
 
 @dataclass(frozen=True)

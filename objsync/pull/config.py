@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from objsync.paths import normalize_prefix
-from objsync.plan import Rules
-from objsync.pool import PoolConfig
-from objsync.remote import Location, RemoteConfig
+from objsync.pull.plan import Rules
+from objsync.pull.pool import PoolConfig
+from objsync.s3.bucket import Location, RemoteConfig
 
 
 @dataclass(frozen=True)

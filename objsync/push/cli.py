@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from objsync.config import parse_max_delete
+from objsync.pull.config import parse_max_delete
 
 
 def register(subparsers) -> None:
@@ -78,12 +78,12 @@ def _threads(text: str) -> int:
 
 
 def push_command(args: argparse.Namespace, env: dict[str, str], parser: argparse.ArgumentParser) -> int:
-    from objsync.push_commands import push_command as run
+    from objsync.push.commands import push_command as run
 
     return run(args, env, parser)
 
 
 def promote_command(args: argparse.Namespace, env: dict[str, str], parser: argparse.ArgumentParser) -> int:
-    from objsync.push_commands import promote_command as run
+    from objsync.push.commands import promote_command as run
 
     return run(args, env, parser)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from objsync.etag import EtagHasher
+from objsync.s3.etag import EtagHasher
 from objsync.paths import Filter, UnsafeKey, check_relative, nfc
 
 SKIP_DIRS = frozenset({"__pycache__", ".git"})

@@ -6,7 +6,7 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from objsync.pull import PassReport
+from objsync.pull.pipeline import PassReport
 
 
 class Metrics:
