@@ -23,8 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from objsync.bench.crash import Bucket, TrialResult, check, mutate, run_trial, time_cold_pass
-from objsync.paths import STATE_DIR
 from objsync.bench.seaweed import SeaweedFS
+from objsync.paths import STATE_DIR
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -11,15 +11,17 @@ import sys
 from pathlib import Path
 
 from objsync import __version__
-from objsync.pull import localfs
-from objsync.push import cli as push_cli
 from objsync import log as logsetup
-from objsync.pull.config import PullConfig, parse_duration, parse_file_mode, parse_max_delete
 from objsync.paths import Filter, split_patterns
+from objsync.pull import localfs
+from objsync.model import Fsync
+from objsync.pull.config import PullConfig, parse_duration, parse_file_mode, parse_max_delete
 from objsync.pull.plan import Rules
 from objsync.pull.pool import Pool, PoolConfig, default_workers
-from objsync.s3.bucket import Bucket, Location, RemoteConfig
 from objsync.pull.state import State
+from objsync.push import cli as push_cli
+from objsync.s3.bucket import Bucket
+from objsync.s3.config import Location, RemoteConfig
 
 log = logging.getLogger("objsync")
 
@@ -142,7 +144,7 @@ def config_from_args(args: argparse.Namespace, env: dict[str, str]) -> PullConfi
     return PullConfig(
         source=source, dest=Path(args.local).absolute(), remote=remote, rules=rules,
         pool=PoolConfig(workers=workers, threads=max(1, args.threads)),
-        file_mode=args.default_file_mode, fsync=args.fsync, once=args.once,
+        file_mode=args.default_file_mode, fsync=Fsync(args.fsync), once=args.once,
         interval=args.interval, dry_run=args.dry_run, pins=tuple(sorted(pins.items())),
         rescan_every=args.rescan_every, use_manifests=not args.ignore_manifests, atomic=args.atomic,
         keep_snapshots=args.keep_snapshots)

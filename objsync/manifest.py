@@ -32,7 +32,7 @@ from typing import Any
 
 from objsync.layout import check_env_name, check_manifest_id, check_repo_name
 from objsync.paths import UnsafeKey, check_relative
-from objsync.s3.bucket import Location
+from objsync.s3.config import Location
 
 SCHEMA = 1
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"

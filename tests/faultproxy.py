@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from objsync.s3.bucket import is_md5_etag
+from objsync.s3.etag import is_md5_etag
 
 KINDS = ("500", "503", "429", "reset", "truncate", "stall", "etag", "corrupt")
 _BODY_KINDS = {"reset", "truncate", "etag", "corrupt"}  # only for answers that carry an object

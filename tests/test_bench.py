@@ -9,7 +9,6 @@ import sys
 import textwrap
 
 
-
 def test_tiny_bench_verifies_and_reports(seaweed, bucket, aws_env, tmp_path):
     out = tmp_path / "results"
     proc = subprocess.run(

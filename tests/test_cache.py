@@ -10,7 +10,6 @@ import subprocess
 import uuid
 
 import pytest
-
 from support import pull, put, tree
 
 FILES = {f"c/r{i % 3}/f{i}.py": f"x = {i}\n".encode() * (i + 1) for i in range(12)}

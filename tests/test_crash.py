@@ -7,9 +7,9 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from support import objsync, tree
 
 from objsync.bench.crash import Bucket, check, mutate, run_trial, time_cold_pass
-from support import objsync, tree
 
 TRIALS = 20
 

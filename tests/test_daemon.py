@@ -14,7 +14,6 @@ import urllib.request
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
-
 from proxy import TcpProxy
 from support import objsync, put, tree
 

@@ -8,9 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from objsync.pull.state import Entry, State
 from support import pull, put, tree
+
+from objsync.model import Entry
+from objsync.pull.state import State
 
 OLD = {"f/a.py": b"a = 1\n", "f/b.py": b"b = 1\n", "f/team/c.py": b"c = 1\n"}
 

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_daemon import Daemon, wait_for
 from test_manifest_mode import publish_repo
 

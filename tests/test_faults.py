@@ -9,11 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from boto3.s3.transfer import TransferConfig
-
 from faultproxy import FaultProxy
-from objsync.pull.state import State
 from support import objsync, tree
 from test_daemon import Daemon, wait_for
+
+from objsync.pull.state import State
 
 
 @pytest.fixture
@@ -137,7 +137,8 @@ def test_in_process_pull_stops_promptly_while_downloads_stall(s3_client, seeded,
 
 
 def test_a_single_read_never_passes_on_the_bytes_of_a_failed_attempt(s3_client, seaweed, bucket, aws_env):
-    from objsync.s3.bucket import Bucket, RemoteConfig
+    from objsync.s3.bucket import Bucket
+    from objsync.s3.config import RemoteConfig
 
     data = os.urandom(300_000)
     s3_client.put_object(Bucket=bucket, Key="m/x.json", Body=data)

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from support import put, tree
 
+from objsync.model import Fetch
 from objsync.pull import localfs
 from objsync.pull.config import PullConfig
 from objsync.pull.fetch import WriteOptions
-from objsync.pull.plan import Fetch, Rules
-from objsync.pull.pool import Pool, PoolConfig
 from objsync.pull.pipeline import pull_pass
-from objsync.s3.bucket import Bucket, Location, RemoteConfig
+from objsync.pull.plan import Rules
+from objsync.pull.pool import Pool, PoolConfig
 from objsync.pull.state import State
-
-from support import put, tree
+from objsync.s3.bucket import Bucket
+from objsync.s3.config import Location, RemoteConfig
 
 
 @pytest.fixture

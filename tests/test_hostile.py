@@ -15,7 +15,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from listproxy import ListProxy, url_encoded
 from support import pull, put, tree
 

@@ -7,15 +7,15 @@ import signal
 from pathlib import Path
 
 import pytest
-
 from faultproxy import FaultProxy
-from objsync.manifest import FileEntry, Manifest, content_id
-from objsync.push.publish import Target, publish
-from objsync.push.plan import PushRules
-from objsync.s3.bucket import Location, RemoteConfig, make_client
-from objsync.push.source import scan_source
 from support import md5, objsync, pull, put, tree
 from test_daemon import Daemon, wait_for
+
+from objsync.manifest import FileEntry, Manifest, content_id
+from objsync.push.plan import PushRules
+from objsync.push.publish import Target, publish
+from objsync.push.source import scan_source
+from objsync.s3.config import Location, RemoteConfig, make_client
 
 REPO_A = {"dag_a.py": b"A = 1\n", "lib/helper.py": b"def h():\n    return 'a1'\n"}
 REPO_B = {f"dag_{i}.py": b"B = %d\n" % i for i in range(3)}

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from boto3.s3.transfer import TransferConfig
-
 from support import objsync, pull, put, tree
 
 DAGS = {

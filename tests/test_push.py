@@ -9,15 +9,14 @@ import os
 from pathlib import Path
 
 import pytest
+from support import Run, md5, pull, tree
 
+from objsync.manifest import Manifest
 from objsync.push import cli as push_cli
 from objsync.push.envs import COMMIT_VARS, REPO_VARS
-from objsync.manifest import Manifest
 from objsync.push.publish import Target, publish
-from objsync.s3.bucket import Location, RemoteConfig, make_client
 from objsync.push.source import scan_source
-
-from support import Run, md5, pull, tree
+from objsync.s3.config import Location, RemoteConfig, make_client
 
 WORKFLOW = {
     "hello_dag.py": b"from datetime import datetime\n\nSCHEDULE = '@daily'\nSTART = datetime(2024, 1, 1)\n",

@@ -6,11 +6,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from faultproxy import FaultProxy
-from objsync.bench.seaweed import SeaweedFS
 from support import objsync, put
 from test_daemon import Daemon, get, wait_for
+
+from objsync.bench.seaweed import SeaweedFS
 
 SECRET = f"objsyncSECRET{uuid.uuid4().hex}"
 WRONG_SECRET = f"objsyncWRONG{uuid.uuid4().hex}"

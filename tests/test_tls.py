@@ -6,10 +6,11 @@ import ssl
 
 import pytest
 import trustme
-
 from proxy import TlsProxy
-from objsync.s3.bucket import Bucket, ReadRequest, RemoteConfig
 from support import objsync, put, tree
+
+from objsync.s3.bucket import Bucket, ReadRequest
+from objsync.s3.config import RemoteConfig
 
 
 @pytest.fixture(scope="module")

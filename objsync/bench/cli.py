@@ -24,7 +24,7 @@ from objsync.bench.seeding import Target
 from objsync.bench.server import local_seaweed
 from objsync.bench.verify import FULL_LIMIT
 from objsync.pull.config import parse_duration
-from objsync.s3.bucket import describe_error
+from objsync.s3.errors import describe_error
 
 log = logging.getLogger("objsync.bench")
 

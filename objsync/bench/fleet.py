@@ -27,10 +27,10 @@ from objsync.bench.measure import become_subreaper, cpu_sum, existing_children, 
 from objsync.bench.polls import PollStats, measure_polls
 from objsync.bench.presets import KIB, Preset, SeedFile, build_tree, expectations
 from objsync.bench.report import markdown_table, num
+from objsync.bench.seaweed import HOST, free_port_block
 from objsync.bench.seeding import Target
 from objsync.layout import history_key, manifest_key
 from objsync.manifest import FileEntry, Manifest, now
-from objsync.bench.seaweed import HOST, free_port_block
 from objsync.pull.listing import DEFAULT_RESCAN
 
 PHASE = "fleet"

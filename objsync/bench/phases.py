@@ -16,9 +16,9 @@ from objsync.bench.measure import run_measured
 from objsync.bench.peers import Tool
 from objsync.bench.polls import PollStats, last_message, measure_polls
 from objsync.bench.presets import Expect, Mutation, Preset, SeedFile, apply, build_tree, expectations, mutate
+from objsync.bench.seaweed import HOST, free_port_block
 from objsync.bench.seeding import Target
 from objsync.bench.verify import Check, check_dest
-from objsync.bench.seaweed import HOST, free_port_block
 
 PHASES = ("cold", "noop", "incremental", "daemon")
 PHASE_TITLES = {"cold": "cold (empty destination)", "noop": "restart no-op (--once, up to date)",

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from objsync.bench.presets import MIB, Expect, Mutation, SeedFile, body
-from objsync.s3.bucket import is_md5_etag
+from objsync.s3.etag import is_md5_etag
 
 PART_SIZE = 8 * MIB
 UPLOAD_THREADS = 32

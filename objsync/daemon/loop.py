@@ -12,7 +12,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from objsync.pull.pipeline import PassReport, log_report
+from objsync.model import PassReport
+from objsync.pull.pipeline import log_report
 
 log = logging.getLogger("objsync")
 
@@ -141,8 +142,8 @@ def sentry_reporter(dsn: str | None):
 def run_loop(cfg, bucket, state, pool, *, signals: Signals, hooks: Hooks, max_failures: int,
              status=None, metrics=None, sentry=None, source=None) -> int:
     """Pass after pass until a stop signal; returns the exit status (0 after a clean stop)."""
-    from objsync.pull.pipeline import make_source, pull_pass
     from objsync.daemon.status import HealthState
+    from objsync.pull.pipeline import make_source, pull_pass
 
     source = source or make_source(cfg, bucket, state)
     failures, ever_ok, last_error = 0, False, ""

@@ -6,7 +6,7 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from objsync.pull.pipeline import PassReport
+from objsync.model import PassReport
 
 
 class Metrics:

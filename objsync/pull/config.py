@@ -7,10 +7,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from objsync.model import Fsync
 from objsync.paths import normalize_prefix
 from objsync.pull.plan import Rules
 from objsync.pull.pool import PoolConfig
-from objsync.s3.bucket import Location, RemoteConfig
+from objsync.s3.config import Location, RemoteConfig
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class PullConfig:
     rules: Rules
     pool: PoolConfig
     file_mode: int = 0o664
-    fsync: str = "batch"
+    fsync: Fsync = Fsync.BATCH
     once: bool = False
     interval: float = 5.0
     dry_run: bool = False

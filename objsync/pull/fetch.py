@@ -13,35 +13,16 @@ from dataclasses import dataclass
 
 import xxhash
 
-from objsync.s3.etag import multipart_etag
+from objsync.model import Action, Fetch, FetchResult, Fsync, Verify
 from objsync.pull.localfs import TMP_SUFFIX, UnsafePath, tmp_dir
-from objsync.pull.plan import Fetch
-from objsync.s3.bucket import ReadInfo, ReadRequest, describe_error, is_md5_etag, multipart_parts
+from objsync.s3.bucket import ReadInfo, ReadRequest
+from objsync.s3.errors import describe_error
+from objsync.s3.etag import KMS, is_md5_etag, multipart_etag, multipart_parts
 
 _CHUNK = 1 << 20
-_KMS = ("aws:kms", "aws:kms:dsse")  # ETags of KMS-encrypted objects are not the MD5 of the bytes
 _MIB = 1 << 20
 # Part sizes used by common uploaders (boto3/aws-cli 8 MiB, s5cmd/rclone 5 MiB+, Go SDK 5 MiB...).
 _PART_SIZES_MIB = (5, 8, 10, 15, 16, 25, 32, 50, 64, 100, 128, 256, 512)
-
-
-@dataclass(frozen=True, slots=True)
-class FetchResult:
-    """The outcome of one task, small enough to send back to the coordinator."""
-
-    key: str
-    rel: str
-    etag: str
-    size: int
-    mtime_ns: int
-    xxh3: str
-    action: str  # "fetched", "verified" (local bytes were already right) or "failed"
-    bytes: int = 0
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 @dataclass(frozen=True)
@@ -51,7 +32,7 @@ class WriteOptions:
     root: str
     bucket: str
     file_mode: int = 0o664
-    fsync: str = "batch"  # "batch": one syncfs before a batch's renames; "file": fsync each; "none"
+    fsync: Fsync = Fsync.BATCH
 
 
 class IntegrityError(Exception):
@@ -130,7 +111,7 @@ def run_batch(reader, opts: WriteOptions, tasks, run_many, cancelled=None) -> li
     try:
         outcomes = _stage(reader, opts, tasks, dirs, run_many, cancelled)
         staged = [o for o in outcomes if isinstance(o, Staged)]
-        if staged and opts.fsync == "batch":
+        if staged and opts.fsync == Fsync.BATCH:
             _sync_filesystem(dirs.root_fd)
         return [_commit(o) if isinstance(o, Staged) else o for o in outcomes]
     finally:
@@ -174,7 +155,7 @@ def _check_local(opts: WriteOptions, task: Fetch, dirs: DirHandles) -> "FetchRes
         found = _verify_local(opts, task, dirs)
     except Exception as exc:
         return _failed(task, _describe(exc, task))
-    return None if found is None else _result(task, "verified", *found)
+    return None if found is None else _result(task, Action.VERIFIED, *found)
 
 
 def _download_slow(reader, opts: WriteOptions, task: Fetch, dirs: DirHandles) -> "FetchResult | Staged":
@@ -236,7 +217,7 @@ def _result(task: Fetch, action: str, digest: str, mtime_ns: int, nbytes: int = 
 
 
 def _failed(task: "Fetch | FetchResult", error: str) -> FetchResult:
-    return FetchResult(task.key, task.rel, task.etag, task.size, 0, "", "failed", 0, error)
+    return FetchResult(task.key, task.rel, task.etag, task.size, 0, "", Action.FAILED, 0, error)
 
 
 def _verify_local(opts: WriteOptions, task: Fetch, dirs: DirHandles) -> tuple[str, int] | None:
@@ -259,7 +240,7 @@ def _verify_local(opts: WriteOptions, task: Fetch, dirs: DirHandles) -> tuple[st
         after = os.fstat(fd)
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
             return None  # changed while we read it
-        matches = digest.hexdigest() == task.expect if task.verify == "xxh3" else check.matches()
+        matches = digest.hexdigest() == task.expect if task.verify == Verify.XXH3 else check.matches()
         if not matches:
             return None
         if stat.S_IMODE(after.st_mode) != opts.file_mode:
@@ -313,13 +294,13 @@ class _Download:
             raise IntegrityError(f"received {self.received} bytes, the listing says {task.size}")
         if task.etag and info.etag and info.etag != task.etag:
             raise IntegrityError(f"the server sent ETag {info.etag}, the listing says {task.etag}")
-        if self.etag_is_md5 and info.sse not in _KMS and self.md5.hexdigest() != task.etag.lower():
+        if self.etag_is_md5 and info.sse not in KMS and self.md5.hexdigest() != task.etag.lower():
             raise IntegrityError(f"MD5 {self.md5.hexdigest()} does not match the ETag {task.etag}")
         if task.md5 and self.md5.hexdigest() != task.md5:
             raise IntegrityError(f"MD5 {self.md5.hexdigest()} does not match the manifest's {task.md5}")
         os.fchmod(fd, self.opts.file_mode)
         os.utime(fd, ns=(task.mtime_ns, task.mtime_ns))
-        if self.opts.fsync == "file":
+        if self.opts.fsync == Fsync.FILE:
             os.fsync(fd)
         st = os.fstat(fd)
         if st.st_size != task.size:  # what reached the disk, not just what was received
@@ -328,7 +309,7 @@ class _Download:
         self.fd = -1
         name = task.rel.rpartition("/")[2]
         return Staged(self.tmp_path, name, self.parent_fd,
-                      _result(task, "fetched", self.digest.hexdigest(), st.st_mtime_ns, self.received))
+                      _result(task, Action.FETCHED, self.digest.hexdigest(), st.st_mtime_ns, self.received))
 
     def discard(self) -> None:
         """Close and remove the temp file."""
@@ -390,8 +371,8 @@ class _EtagCheck:
 
     def __init__(self, task: Fetch) -> None:
         self.etag = task.etag.lower()
-        self.md5 = hashlib.md5(usedforsecurity=False) if task.verify == "md5" else None
-        parts = multipart_parts(self.etag) if task.verify == "multipart" else None
+        self.md5 = hashlib.md5(usedforsecurity=False) if task.verify == Verify.MD5 else None
+        parts = multipart_parts(self.etag) if task.verify == Verify.MULTIPART else None
         self.parts = parts
         self.candidates = _part_sizes(task.size, parts) if parts else []
         self.state = [[hashlib.md5(usedforsecurity=False), 0, []] for _ in self.candidates]

@@ -18,14 +18,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Mapping, Sequence
 
-from objsync.pull import localfs
 from objsync.layout import check_manifest_id, check_repo_name, history_key, manifest_key
-from objsync.pull.localfs import LocalFile
 from objsync.manifest import TIME_FORMAT, FileEntry, Manifest, ManifestError
+from objsync.model import LocalFile, Plan, RemoteObject
 from objsync.paths import STATE_DIR, Filter, is_dir_marker, nfc, normalize_prefix, parents
-from objsync.pull.plan import Plan, Rules
-from objsync.s3.bucket import Bucket, RemoteObject, describe_error
+from objsync.pull import localfs
+from objsync.pull.plan import Rules
 from objsync.pull.state import State
+from objsync.s3.bucket import Bucket
+from objsync.s3.errors import describe_error
 
 log = logging.getLogger(__name__)
 

@@ -6,21 +6,12 @@ import errno
 import fcntl
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
+from objsync.model import LocalFile
 from objsync.paths import STATE_DIR, parents
 
 TMP_SUFFIX = ".part"  # never '.py', so Airflow never parses a file being written
-
-
-@dataclass(frozen=True, slots=True)
-class LocalFile:
-    """A regular file or symlink found in the destination, by lstat."""
-
-    size: int
-    mtime_ns: int
-    is_link: bool = False
 
 
 class UnsafePath(OSError):

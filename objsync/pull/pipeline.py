@@ -5,72 +5,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Callable
 
+from objsync.model import Entry, FetchResult, PassReport, Plan, Problem
 from objsync.pull import localfs
 from objsync.pull.config import PullConfig
-from objsync.pull.fetch import FetchResult
-from objsync.pull.plan import Plan, plan
-from objsync.pull.pool import Pool
-from objsync.s3.bucket import Bucket, describe_error
 from objsync.pull.listing import Source, explain, refine, scan_below
-from objsync.pull.state import Entry, State
+from objsync.pull.plan import plan
+from objsync.pull.pool import Pool
+from objsync.pull.state import State
+from objsync.s3.bucket import Bucket
+from objsync.s3.errors import describe_error
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing a pass could not do: the key or path, what went wrong, and its kind."""
-
-    key: str
-    error: str
-    kind: str  # "listing", "fetch", "rejected", "delete" or "guard"
-
-
-@dataclass(frozen=True)
-class PassReport:
-    """The outcome of one pass, as `--json` prints it."""
-
-    listed: int = 0
-    fetched: int = 0
-    verified: int = 0
-    deleted: int = 0
-    skipped: int = 0
-    bytes: int = 0
-    seconds: float = 0.0
-    errors: tuple[Problem, ...] = ()
-    interrupted: bool = False
-    plan: Plan | None = field(default=None, compare=False, repr=False)
-    mode: str = "list"  # "manifest" when the listing came from the repos' manifests
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors and not self.interrupted
-
-    @property
-    def transfer_failed(self) -> bool:
-        """True when the pass did not converge for a reason other than rejected keys."""
-        return self.interrupted or any(p.kind != "rejected" for p in self.errors)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.fetched or self.deleted)
-
-    def error_kinds(self) -> dict[str, int]:
-        return dict(Counter(p.kind for p in self.errors))
-
-    def as_dict(self) -> dict:
-        return {
-            "listed": self.listed, "fetched": self.fetched, "verified": self.verified,
-            "deleted": self.deleted, "skipped": self.skipped, "bytes": self.bytes,
-            "seconds": round(self.seconds, 3),
-            "errors": [{"key": p.key, "error": p.error} for p in self.errors],
-            "mode": self.mode,
-        }
 
 
 def make_source(cfg: PullConfig, bucket: Bucket, state: State) -> Source:

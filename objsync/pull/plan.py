@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from decimal import Decimal
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Iterable, Mapping
 
-from objsync.pull.localfs import LocalFile
-from objsync.paths import (Filter, UnsafeKey, check_relative, is_dir_marker, is_reserved, nfc,
-                           normalize_prefix, parents)
-from objsync.s3.bucket import RemoteObject, is_md5_etag, multipart_parts
-from objsync.pull.state import Entry
+from objsync.model import Entry, Fetch, LocalFile, Plan, Rejected, RemoteObject, Verify
+from objsync.paths import Filter, UnsafeKey, check_relative, is_dir_marker, is_reserved, nfc, normalize_prefix, parents
+from objsync.s3.etag import is_md5_etag, multipart_parts
 
 
 @dataclass(frozen=True)
@@ -23,47 +21,6 @@ class Rules:
     scratch: bool = False
     allow_empty: bool = False
     max_delete: str | None = None  # "N" files or "P%" of the local files; None for the default cap
-
-
-@dataclass(frozen=True, slots=True)
-class Fetch:
-    """Bring one object into place; with `verify`, first check whether the local bytes already match."""
-
-    key: str
-    rel: str
-    etag: str
-    size: int
-    mtime_ns: int
-    reason: str
-    verify: str | None = None  # "xxh3" (against `expect`), "md5" or "multipart" (against the ETag)
-    expect: str = ""
-    version_id: str | None = None  # from a manifest: read exactly this version
-    md5: str = ""  # from a manifest: the MD5 of the bytes, checked whatever the ETag's form
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """A key that this pass will not write, and why."""
-
-    key: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What one pass does: fetches, then (if they all succeed) deletes."""
-
-    listed: int
-    fetches: tuple[Fetch, ...]
-    deletes: tuple[str, ...]
-    displaced: tuple[str, ...]
-    rejected: tuple[Rejected, ...]
-    skipped: Mapping[str, int]
-    delete_blocked: str | None = None
-
-    @property
-    def skipped_total(self) -> int:
-        return sum(self.skipped.values())
 
 
 def plan(listing: Iterable[RemoteObject], prefix: str, state: Mapping[str, Entry],
@@ -144,7 +101,7 @@ def plan(listing: Iterable[RemoteObject], prefix: str, state: Mapping[str, Entry
 
 def _decide(rel: str, obj: RemoteObject, entry: Entry | None, lf: LocalFile | None,
             scratch: bool) -> Fetch | None:
-    def fetch(reason: str, verify: str | None = None, expect: str = "") -> Fetch:
+    def fetch(reason: str, verify: Verify | None = None, expect: str = "") -> Fetch:
         return Fetch(obj.key, rel, obj.etag, obj.size, obj.mtime_ns, reason, verify, expect)
 
     if scratch:
@@ -158,15 +115,15 @@ def _decide(rel: str, obj: RemoteObject, entry: Entry | None, lf: LocalFile | No
             return None
         if lf.size == entry.size:
             # Touched but maybe not changed: hashing the local file is cheaper than a download.
-            return fetch("changed locally", "xxh3", entry.xxh3)
+            return fetch("changed locally", Verify.XXH3, entry.xxh3)
         return fetch("changed locally")
     reason = "changed in bucket" if entry is not None else "not in cache"
     if lf.size != obj.size:
         return fetch(reason)
     if is_md5_etag(obj.etag):
-        return fetch(reason, "md5")
+        return fetch(reason, Verify.MD5)
     if multipart_parts(obj.etag):
-        return fetch(reason, "multipart")
+        return fetch(reason, Verify.MULTIPART)
     return fetch(reason)
 
 

@@ -9,16 +9,17 @@ import queue
 import signal
 import threading
 import time
-from concurrent.futures.process import BrokenProcessPool
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
 import psutil
 
-from objsync.pull.fetch import FetchResult, WriteOptions, run_batch
-from objsync.pull.plan import Fetch
-from objsync.s3.bucket import Bucket, RemoteConfig
+from objsync.model import Fetch, FetchResult
+from objsync.pull.fetch import WriteOptions, run_batch
+from objsync.s3.bucket import Bucket
+from objsync.s3.config import RemoteConfig
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,10 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
-from objsync.pull.localfs import LocalFile, tmp_dir
+from objsync.model import Entry, Fetch, LocalFile, Plan
 from objsync.paths import STATE_DIR
-from objsync.pull.plan import Fetch, Plan
 from objsync.pull.listing import Version, scan_below, scan_tree
-from objsync.pull.state import Entry
+from objsync.pull.localfs import tmp_dir
 
 STORE = f"{STATE_DIR}/snapshots"
 RETIRED = ".retired"  # a marker beside a tree that is no longer current; its mtime is when it left
@@ -296,8 +295,8 @@ def apply(cfg, p: Plan, versions: Mapping[str, Version], local: Mapping[str, Loc
     `in_place` is the ordinary step (fetch, cache, guarded deletes); it runs the fetches of the new
     trees together with those of top-level files, so deletes anywhere still wait for every fetch.
     """
+    from objsync.model import Problem
     from objsync.pull.fetch import _sync_filesystem
-    from objsync.pull.pipeline import Problem
 
     root = str(cfg.dest)
     ensure_ignore(root)

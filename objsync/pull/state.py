@@ -8,11 +8,12 @@ import os
 import shutil
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 import diskcache
+
+from objsync.model import Entry
 
 log = logging.getLogger(__name__)
 
@@ -20,24 +21,6 @@ SCHEMA = "1"
 _META = "meta"
 _FILE = "f:"  # prefix of per-path keys, so that no path can collide with the meta key
 _MEMO = "m:"  # prefix of named notes kept for other parts of objsync (manifest mode's last versions)
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """What objsync wrote at a path: the object's ETag, the file's size and mtime, and its xxh3."""
-
-    etag: str
-    size: int
-    mtime_ns: int
-    xxh3: str
-
-    def encode(self) -> str:
-        return f"{self.etag}\t{self.size}\t{self.mtime_ns}\t{self.xxh3}"
-
-    @classmethod
-    def decode(cls, text: str) -> "Entry":
-        etag, size, mtime_ns, xxh3 = text.split("\t")
-        return cls(etag, int(size), int(mtime_ns), xxh3)
 
 
 class CacheCorrupt(Exception):

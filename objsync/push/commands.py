@@ -9,13 +9,12 @@ import os
 import sys
 from pathlib import Path
 
-from objsync.push.envs import (Environment, ProjectConfig, git, git_root, load_project, resolve_commit,
-                          resolve_repo)
 from objsync.paths import Filter, split_patterns
-from objsync.push.publish import Report, Target, promote, publish
+from objsync.push.envs import Environment, ProjectConfig, git, git_root, load_project, resolve_commit, resolve_repo
 from objsync.push.plan import PushRules
-from objsync.s3.bucket import RemoteConfig, make_client
+from objsync.push.publish import Report, Target, promote, publish
 from objsync.push.source import scan_source
+from objsync.s3.config import RemoteConfig, make_client
 
 log = logging.getLogger("objsync")
 

@@ -15,7 +15,7 @@ else:
     import tomli as tomllib
 
 from objsync.layout import check_env_name, check_repo_name
-from objsync.s3.bucket import Location
+from objsync.s3.config import Location
 
 CONFIG_FILE = "objsync.toml"
 PYPROJECT = "pyproject.toml"

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from objsync.manifest import FileEntry, Manifest
+from objsync.model import RemoteObject
 from objsync.pull.plan import max_delete_count
-from objsync.s3.bucket import RemoteObject, is_md5_etag
+from objsync.s3.etag import is_md5_etag
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,14 @@ from functools import partial
 from typing import Callable, Sequence
 
 from objsync import __version__
-from objsync.s3.etag import MULTIPART_CHUNKSIZE, MULTIPART_THRESHOLD, EtagHasher
 from objsync.layout import history_key, manifest_key, repo_prefix
 from objsync.manifest import FileEntry, Manifest, ManifestError, Origin, now
 from objsync.push.plan import PushPlan, PushRules, Transfer, plan_push
-from objsync.s3.bucket import Location, RemoteConfig, describe_error, list_prefix
 from objsync.push.source import SourceFile, compile_problems
+from objsync.s3.bucket import list_prefix
+from objsync.s3.config import Location, RemoteConfig
+from objsync.s3.errors import describe_error
+from objsync.s3.etag import MULTIPART_CHUNKSIZE, MULTIPART_THRESHOLD, EtagHasher
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from objsync import __version__
 from objsync.layout import history_key
 from objsync.manifest import FileEntry, Manifest, ManifestError, now
 from objsync.push.publish import Report, Target, _run_all, read_manifest
-from objsync.s3.bucket import describe_error
+from objsync.s3.errors import describe_error
 
 SHOWN = 5  # objects named in a refusal; the rest are counted
 

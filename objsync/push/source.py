@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from objsync.s3.etag import EtagHasher
 from objsync.paths import Filter, UnsafeKey, check_relative, nfc
+from objsync.s3.etag import EtagHasher
 
 SKIP_DIRS = frozenset({"__pycache__", ".git"})
 SKIP_FILES = ("*.pyc", ".git", "*~", ".#*", "*.swp", "*.swo", ".DS_Store")  # build and editor droppings

@@ -1,4 +1,4 @@
-"""The S3 side: client construction, prefix listing and single-object reads. No local paths here."""
+"""One bucket: listing and reading, through boto3 or a lean fast path. No local paths here."""
 
 from __future__ import annotations
 
@@ -7,122 +7,10 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 from urllib.parse import urlsplit
 
+from objsync.model import RemoteObject
+from objsync.s3.config import RemoteConfig, make_client, make_session, parse_timestamp, resolve_region
 from objsync.s3.curl import Get, Reply, TransferConfig, Transfers
 from objsync.s3.sigv4 import Credentials, amz_date, encode_path, encode_query, sign_get
-
-DEFAULT_REGION = "us-east-1"
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteObject:
-    """One listed object: its full key, ETag (unquoted), size in bytes and Last-Modified in ns."""
-
-    key: str
-    etag: str
-    size: int
-    mtime_ns: int
-
-
-@dataclass(frozen=True)
-class Location:
-    """An `s3://bucket/prefix` URI; the prefix is kept as given (normalization is the planner's job)."""
-
-    bucket: str
-    prefix: str
-
-    @classmethod
-    def parse(cls, uri: str) -> "Location":
-        """Parse `s3://bucket[/prefix]`, raising ValueError with a readable reason."""
-        parts = urlsplit(uri)
-        if parts.scheme != "s3" or not parts.netloc:
-            raise ValueError(f"{uri!r} is not an S3 URI; expected s3://BUCKET[/PREFIX]")
-        if parts.query or parts.fragment:
-            raise ValueError(f"{uri!r} has a '?' or '#' part; S3 URIs take neither")
-        return cls(bucket=parts.netloc, prefix=parts.path.lstrip("/"))
-
-    def __str__(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}"
-
-
-@dataclass(frozen=True)
-class RemoteConfig:
-    """Everything needed to build an S3 client; picklable, so workers can build their own."""
-
-    endpoint_url: str | None = None
-    region: str | None = None
-    use_ssl: bool = True
-    verify: bool | str | None = None
-    max_attempts: int = 5
-    connect_timeout: float = 10.0
-    read_timeout: float = 30.0
-    max_pool_connections: int = 16
-    profile: str | None = None
-    fast_get: bool = True  # GETs skip botocore's per-request machinery (see Bucket)
-    concurrency: int = 8  # fast-path transfers in flight at once, per process
-
-    def effective_endpoint(self) -> str | None:
-        """The endpoint URL with a scheme, chosen by --disable-ssl when the user gave none."""
-        if not self.endpoint_url:
-            return None
-        if "://" in self.endpoint_url:
-            return self.endpoint_url
-        return ("https://" if self.use_ssl else "http://") + self.endpoint_url
-
-
-def make_session(cfg: RemoteConfig):
-    """A boto3 session on the default credential chain (or the named profile)."""
-    import boto3
-    import botocore.session
-
-    core = botocore.session.get_session()
-    # dateutil's general parser took most of the CPU of listing 10,000 keys; S3's ISO 8601
-    # timestamps parse with the standard library, anything else falls back to botocore's parser.
-    core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse_timestamp)
-    return boto3.session.Session(botocore_session=core, profile_name=cfg.profile)
-
-
-def parse_timestamp(value):
-    """Parse S3's '2024-05-01T12:00:00.000Z' quickly; other forms go to botocore's own parser."""
-    from datetime import datetime, timezone
-
-    if isinstance(value, str) and len(value) in (20, 24) and value.endswith("Z") and value[10] == "T":
-        try:
-            return datetime.fromisoformat(value[:-1]).replace(tzinfo=timezone.utc)
-        except ValueError:
-            pass
-    from botocore.utils import parse_timestamp as slow
-
-    return slow(value)
-
-
-def make_client(cfg: RemoteConfig, session=None):
-    """Build a boto3 S3 client with standard retries and no instance-metadata call for the region."""
-    from botocore.config import Config
-
-    session = session or make_session(cfg)
-    region = resolve_region(cfg, session)
-    endpoint = cfg.effective_endpoint()
-    config = Config(
-        region_name=region,
-        signature_version="s3v4",
-        retries={"mode": "standard", "max_attempts": cfg.max_attempts},
-        connect_timeout=cfg.connect_timeout,
-        read_timeout=cfg.read_timeout,
-        max_pool_connections=cfg.max_pool_connections,
-        s3={"addressing_style": "path" if endpoint else "auto"},
-        tcp_keepalive=True,
-    )
-    return session.client(
-        "s3", endpoint_url=endpoint, use_ssl=cfg.use_ssl, verify=cfg.verify, config=config
-    )
-
-
-def resolve_region(cfg: RemoteConfig, session) -> str:
-    """The flag, else the AWS config; with neither, us-east-1 (botocore follows AWS's redirects).
-
-    Only an explicit or configured region counts, so no instance-metadata lookup is ever made.
-    """
-    return cfg.region or session.region_name or DEFAULT_REGION
 
 
 def list_prefix(client, bucket: str, prefix: str, page_size: int = 1000) -> Iterator[RemoteObject]:
@@ -405,37 +293,3 @@ def _no_proxy_for(url: str) -> bool:
 
     host = urlsplit(url).hostname or ""
     return not (getproxies() and not proxy_bypass(host))
-
-
-def is_md5_etag(etag: str) -> bool:
-    """True when the ETag can be an MD5 of the bytes (single-part upload)."""
-    return len(etag) == 32 and all(c in "0123456789abcdef" for c in etag.lower())
-
-
-def multipart_parts(etag: str) -> int | None:
-    """The part count of a multipart ETag such as '…-3', or None for any other form."""
-    head, sep, tail = etag.rpartition("-")
-    if sep and tail.isdigit() and is_md5_etag(head):
-        return int(tail)
-    return None
-
-
-def describe_error(exc: BaseException) -> str:
-    """A one-line, credential-free description of a botocore/transport error."""
-    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, SSLError
-
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        code = err.get("Code") or status
-        message = err.get("Message") or ""
-        return f"{code} (HTTP {status}) {message}".strip()
-    if isinstance(exc, NoCredentialsError):
-        return ("no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                "AWS_PROFILE, or run where an instance or pod role is available")
-    if isinstance(exc, SSLError):
-        return (f"{type(exc).__name__}: {exc}; if the endpoint's certificate comes from a private CA, "
-                f"point AWS_CA_BUNDLE at that CA's PEM file")
-    if isinstance(exc, EndpointConnectionError):
-        return f"cannot connect to the S3 endpoint: {exc}"
-    return f"{type(exc).__name__}: {exc}"

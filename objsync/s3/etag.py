@@ -52,3 +52,19 @@ class EtagHasher:
             return self.md5.hexdigest()
         tail = [self._part_md5.digest()] if self._part_fill else []
         return multipart_etag(self._digests + tail)
+
+
+KMS = ("aws:kms", "aws:kms:dsse")  # ETags of KMS-encrypted objects are not the MD5 of the bytes
+
+
+def is_md5_etag(etag: str) -> bool:
+    """True when the ETag can be an MD5 of the bytes (single-part upload)."""
+    return len(etag) == 32 and all(c in "0123456789abcdef" for c in etag.lower())
+
+
+def multipart_parts(etag: str) -> int | None:
+    """The part count of a multipart ETag such as '…-3', or None for any other form."""
+    head, sep, tail = etag.rpartition("-")
+    if sep and tail.isdigit() and is_md5_etag(head):
+        return int(tail)
+    return None

@@ -5,7 +5,7 @@ import pytest
 
 from objsync.daemon import loop as daemon
 from objsync.daemon.loop import HOOK_TAIL_BYTES, HOOK_TAIL_LINES, Hooks, run_hooks
-from objsync.pull.pipeline import PassReport
+from objsync.model import PassReport
 
 
 def failed_hook_log(caplog, tmp_path, command: str) -> str:

@@ -3,9 +3,9 @@ import random
 import pytest
 
 from objsync.cli import apply_env_defaults, build_parser
-from objsync.pull.config import parse_duration
 from objsync.daemon.loop import BACKOFF_CAP, health_after, next_delay
 from objsync.daemon.status import parse_addr
+from objsync.pull.config import parse_duration
 
 
 def test_delay_is_the_interval_when_healthy():

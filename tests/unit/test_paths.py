@@ -1,7 +1,6 @@
 import pytest
 
-from objsync.paths import (Filter, UnsafeKey, check_relative, normalize_prefix, parents,
-                           relative_path, split_patterns)
+from objsync.paths import Filter, UnsafeKey, check_relative, normalize_prefix, parents, relative_path, split_patterns
 
 
 @pytest.mark.parametrize("given, expected", [("", ""), ("p", "p/"), ("p/", "p/"), ("/p/q", "p/q/")])

@@ -1,8 +1,6 @@
-from objsync.pull.localfs import LocalFile
+from objsync.model import Entry, LocalFile, RemoteObject
 from objsync.paths import Filter
 from objsync.pull.plan import Rules, default_max_delete, max_delete_count, plan
-from objsync.s3.bucket import RemoteObject
-from objsync.pull.state import Entry
 
 MD5 = "0123456789abcdef0123456789abcdef"
 MULTI = "0123456789abcdef0123456789abcdef-3"

@@ -1,8 +1,8 @@
 import pytest
 
 from objsync.manifest import FileEntry, Manifest
+from objsync.model import RemoteObject
 from objsync.push.plan import PushRules, plan_push
-from objsync.s3.bucket import RemoteObject
 
 MD5 = "0123456789abcdef0123456789abcdef"
 OTHER = "f" * 32

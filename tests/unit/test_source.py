@@ -3,10 +3,10 @@ import os
 
 import pytest
 
-from objsync.push import source
-from objsync.s3.etag import MIB, EtagHasher, part_size
 from objsync.paths import Filter
+from objsync.push import source
 from objsync.push.source import compile_problem, compile_problems, is_dropping, scan_source
+from objsync.s3.etag import MIB, EtagHasher, part_size
 
 
 def write(root, files):

@@ -5,10 +5,17 @@ from datetime import datetime, timezone
 import pytest
 
 from objsync.manifest import FileEntry, Manifest
-from objsync.pull.plan import Fetch, Plan
-from objsync.s3.bucket import RemoteObject
-from objsync.pull.listing import (Refused, Version, check_pins, layout_problem, manifest_listing, manifest_names,
-                             parse_manifest, refine)
+from objsync.model import Fetch, Plan, RemoteObject
+from objsync.pull.listing import (
+    Refused,
+    Version,
+    check_pins,
+    layout_problem,
+    manifest_listing,
+    manifest_names,
+    parse_manifest,
+    refine,
+)
 
 MD5 = "0123456789abcdef0123456789abcdef"
 
