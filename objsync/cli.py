@@ -13,14 +13,11 @@ from pathlib import Path
 from objsync import __version__
 from objsync import log as logsetup
 from objsync.paths import Filter, split_patterns
-from objsync.pull import localfs
 from objsync.model import Fsync
 from objsync.pull.config import PullConfig, parse_duration, parse_file_mode, parse_max_delete
 from objsync.pull.plan import Rules
-from objsync.pull.pool import Pool, PoolConfig, default_workers
-from objsync.pull.state import State
+from objsync.pull.pool import PoolConfig, default_workers
 from objsync.push import cli as push_cli
-from objsync.s3.bucket import Bucket
 from objsync.s3.config import Location, RemoteConfig
 
 log = logging.getLogger("objsync")
@@ -207,51 +204,37 @@ def pull_command(args: argparse.Namespace, env: dict[str, str], parser: argparse
 
 
 def run_pull(cfg: PullConfig, args: argparse.Namespace, env: dict[str, str]) -> int:
-    """Take the folder's lock, open the cache and the pool, then run once or as a daemon."""
+    """Open a session on the destination, then run once or as a daemon."""
     from objsync.daemon.loop import Hooks, Signals, run_hooks
-    from objsync.pull.fetch import WriteOptions
-    from objsync.pull.pipeline import make_source, pull_pass
+    from objsync.pull.session import SessionError, open_session
 
-    try:
-        localfs.prepare_root(cfg.dest)
-        lock = localfs.DirLock(cfg.dest).acquire()
-    except (OSError, localfs.Locked) as exc:
-        log.error("%s", exc)
-        return 1
     signals = Signals().install()
     hooks = Hooks(args.exec_on_change, args.touch_file)
     try:
-        localfs.clean_tmp(cfg.dest)
-        state = State.open(localfs.state_dir(cfg.dest) / "cache", cfg.identity)
-        for note in state.notes:
-            log.warning("%s", note)
-        opts = WriteOptions(root=str(cfg.dest), bucket=cfg.source.bucket, file_mode=cfg.file_mode, fsync=cfg.fsync)
-        with state, Pool(cfg.remote, opts, cfg.pool) as pool:
-            bucket = Bucket(cfg.remote, cfg.source.bucket)
-            source = make_source(cfg, bucket, state)
+        with open_session(cfg) as session:
             if not cfg.once and not cfg.dry_run:
-                return _daemon(cfg, args, env, bucket, state, pool, signals, hooks, source)
+                return _daemon(cfg, args, env, session, signals, hooks)
             progress = _Progress() if sys.stderr.isatty() and not args.json else None
-            report = pull_pass(cfg, bucket, state, pool, stop=signals.stop, source=source,
-                               on_plan=progress.plan if progress else None,
-                               on_results=progress.update if progress else None)
+            report = session.run_pass(signals.stop, on_plan=progress.plan if progress else None,
+                                      on_results=progress.update if progress else None)
             if progress:
                 progress.close()
-        if cfg.dry_run and report.plan is not None:
-            _print_plan(report.plan)
-        _print_summary(report, as_json=args.json)
-        if report.changed and not cfg.dry_run:
-            run_hooks(hooks, report, cfg.dest)
-        if report.interrupted:
-            return 128 + (signals.received or signal.SIGINT)
-        return 0 if report.ok else 1
+    except SessionError as exc:
+        log.error("%s", exc)
+        return 1
     finally:
         signals.restore()
-        localfs.clean_tmp(cfg.dest)
-        lock.release()
+    if cfg.dry_run and report.plan is not None:
+        _print_plan(report.plan)
+    _print_summary(report, as_json=args.json)
+    if report.changed and not cfg.dry_run:
+        run_hooks(hooks, report, cfg.dest)
+    if report.interrupted:
+        return 128 + (signals.received or signal.SIGINT)
+    return 0 if report.ok else 1
 
 
-def _daemon(cfg, args, env, bucket, state, pool, signals, hooks, source) -> int:
+def _daemon(cfg, args, env, session, signals, hooks) -> int:
     from objsync.daemon.loop import run_loop, sentry_reporter
     from objsync.daemon.metrics import Metrics
     from objsync.daemon.status import StatusServer
@@ -266,11 +249,10 @@ def _daemon(cfg, args, env, bucket, state, pool, signals, hooks, source) -> int:
             return 1
         log.info("serving /health and /metrics on %s", args.status_addr)
     log.info("pulling %s into %s every %gs", cfg.source, cfg.dest, cfg.interval)
-    pool.start()  # workers warm up while the first listing runs
+    session.warm_up()
     try:
-        return run_loop(cfg, bucket, state, pool, signals=signals, hooks=hooks,
-                        max_failures=args.max_failures, status=status, metrics=metrics,
-                        sentry=sentry_reporter(env.get("SENTRY_DSN")), source=source)
+        return run_loop(session, signals=signals, hooks=hooks, max_failures=args.max_failures, status=status,
+                        metrics=metrics, sentry=sentry_reporter(env.get("SENTRY_DSN")))
     finally:
         if status is not None:
             status.stop()
@@ -314,7 +296,7 @@ def _print_plan(p) -> None:
 
 
 def _print_summary(report, as_json: bool) -> None:
-    from objsync.pull.pipeline import log_report
+    from objsync.pull.report import log_report
 
     if as_json:
         sys.stdout.write(json.dumps(report.as_dict()) + "\n")

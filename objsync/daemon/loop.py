@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from objsync.model import PassReport
-from objsync.pull.pipeline import log_report
+from objsync.pull.report import log_report
 
 log = logging.getLogger("objsync")
 
@@ -139,19 +139,18 @@ def sentry_reporter(dsn: str | None):
     return report
 
 
-def run_loop(cfg, bucket, state, pool, *, signals: Signals, hooks: Hooks, max_failures: int,
-             status=None, metrics=None, sentry=None, source=None) -> int:
+def run_loop(session, *, signals: Signals, hooks: Hooks, max_failures: int,
+             status=None, metrics=None, sentry=None) -> int:
     """Pass after pass until a stop signal; returns the exit status (0 after a clean stop)."""
     from objsync.daemon.status import HealthState
-    from objsync.pull.pipeline import make_source, pull_pass
 
-    source = source or make_source(cfg, bucket, state)
     failures, ever_ok, last_error = 0, False, ""
+    interval = session.cfg.interval
     while not signals.stop.is_set():
         if signals.hup.is_set():
             signals.hup.clear()
-            source.request_rescan()
-        report = pull_pass(cfg, bucket, state, pool, stop=signals.stop, source=source)
+            session.request_rescan()
+        report = session.run_pass(signals.stop)
         if report.interrupted:
             break
         if report.transfer_failed:
@@ -167,8 +166,8 @@ def run_loop(cfg, bucket, state, pool, *, signals: Signals, hooks: Hooks, max_fa
             status.health = HealthState(*health_after(failures, max_failures, ever_ok, last_error))
         log_report(report, routine_if_unchanged=True, consecutive_failures=failures)
         if report.changed:
-            run_hooks(hooks, report, cfg.dest)
-        delay = next_delay(cfg.interval, failures)
+            run_hooks(hooks, report, session.cfg.dest)
+        delay = next_delay(interval, failures)
         signals.sleep(max(0.0, delay - report.seconds) if not failures else delay)
     log.info("stopped by signal %s", signals.received)
     return 0
