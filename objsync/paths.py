@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from wcmatch import glob
 
@@ -84,6 +85,39 @@ def parents(rel: str) -> list[str]:
     """Every ancestor directory of `rel`, shortest first: 'a/b/c' gives ['a', 'a/b']."""
     parts = rel.split("/")[:-1]
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A path that cannot coexist with `other` in one folder."""
+
+    path: str
+    other: str
+    unicode: bool  # True: the two differ only in Unicode normalization; False: `path` is a file and a folder
+
+
+def conflicts(paths: Iterable[str]) -> dict[str, Conflict]:
+    """Paths that cannot coexist with another: a file that is also a folder, and Unicode look-alikes.
+
+    Of look-alikes, the NFC form (else the smallest) is kept and the others are named.
+    """
+    paths = list(paths)
+    present = set(paths)
+    out: dict[str, Conflict] = {}
+    for path in sorted(paths):
+        for parent in parents(path):
+            if parent in present and parent not in out:
+                out[parent] = Conflict(parent, path, False)
+    by_form: dict[str, list[str]] = {}
+    for path in paths:
+        by_form.setdefault(nfc(path), []).append(path)
+    for form, same in by_form.items():
+        if len(same) > 1:
+            keep = form if form in same else min(same)
+            for path in sorted(same):
+                if path != keep and path not in out:
+                    out[path] = Conflict(path, keep, True)
+    return out
 
 
 @dataclass(frozen=True)

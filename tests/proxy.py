@@ -12,6 +12,7 @@ class TcpProxy:
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.down = False
+        self.accepted = 0  # connections accepted so far
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._conns: set[socket.socket] = set()
@@ -40,6 +41,7 @@ class TcpProxy:
         _accept_until_closed(self._listener, lambda: self._closed, self._connect)
 
     def _connect(self, client: socket.socket) -> None:
+        self.accepted += 1
         if self.down:
             client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
             _close(client)  # a reset, as from a server that is gone

@@ -13,8 +13,10 @@ from test_daemon import Daemon, wait_for
 
 from objsync.manifest import FileEntry, Manifest, content_id
 from objsync.push.plan import PushRules
-from objsync.push.publish import Target, publish
+from objsync.push.publish import publish
 from objsync.push.source import scan_source
+from objsync.push.target import Target
+from objsync.s3.bucket import Bucket
 from objsync.s3.config import Location, RemoteConfig, make_client
 
 REPO_A = {"dag_a.py": b"A = 1\n", "lib/helper.py": b"def h():\n    return 'a1'\n"}
@@ -53,8 +55,9 @@ def publish_repo(seaweed, bucket: str, repo: str, files: dict[str, bytes], tmp_p
     src.mkdir(parents=True, exist_ok=True)
     remote = RemoteConfig(endpoint_url=seaweed.endpoint_url)
     client = make_client(remote)
-    report = publish(client, Target("dev", Location(bucket, "dags"), remote, repo),
-                     scan_source(src).files, PushRules(**rules), compile_check=False)
+    with Bucket(remote, bucket) as b:
+        report = publish(b, Target("dev", Location(bucket, "dags"), remote, repo),
+                         scan_source(src).files, PushRules(**rules), compile_check=False)
     assert report.ok, report.errors
     body = client.get_object(Bucket=bucket, Key=f"dags/.objsync/manifests/{repo}.json")["Body"].read()
     return Manifest.from_json(body)

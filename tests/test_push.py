@@ -14,9 +14,11 @@ from support import Run, md5, pull, tree
 from objsync.manifest import Manifest
 from objsync.push import cli as push_cli
 from objsync.push.envs import COMMIT_VARS, REPO_VARS
-from objsync.push.publish import Target, publish
+from objsync.push.publish import publish
 from objsync.push.source import scan_source
-from objsync.s3.config import Location, RemoteConfig, make_client
+from objsync.push.target import Target
+from objsync.s3.bucket import Bucket
+from objsync.s3.config import Location, RemoteConfig
 
 WORKFLOW = {
     "hello_dag.py": b"from datetime import datetime\n\nSCHEDULE = '@daily'\nSTART = datetime(2024, 1, 1)\n",
@@ -297,7 +299,8 @@ def test_a_file_changed_after_the_scan_fails_and_commits_nothing(seaweed, s3_cli
     scan = scan_source(src)
     (src / "b.py").write_bytes(b"b = 2\n")  # same size, other bytes: Content-MD5 no longer matches
     target = Target("dev", Location(bucket, "dags"), RemoteConfig(endpoint_url=seaweed.endpoint_url), "r")
-    report = publish(make_client(target.remote), target, scan.files, threads=2)
+    with Bucket(target.remote, target.bucket) as b:
+        report = publish(b, target, scan.files, threads=2)
     assert not report.ok and report.errors[0][0] == "dags/r/b.py" and "changed" in report.errors[0][1]
     assert "dags/r/stale.py" in keys(s3_client, bucket)
     assert "dags/.objsync/manifests/r.json" not in keys(s3_client, bucket)

@@ -9,8 +9,9 @@ import trustme
 from proxy import TlsProxy
 from support import objsync, put, tree
 
-from objsync.s3.bucket import Bucket, ReadRequest
+from objsync.s3.bucket import Bucket
 from objsync.s3.config import RemoteConfig
+from objsync.s3.records import Buffer, ReadRequest
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +37,18 @@ def objects(s3_client, bucket):
 
 
 def read_all(reader: Bucket, s3_client, bucket: str, objects: dict[str, bytes]):
-    chunks: dict[str, list[bytes]] = {k: [] for k in objects}
+    """Every object through read_many: the results, and the bytes each sink was handed (kept or discarded)."""
+    sinks: dict[str, list[Buffer]] = {k: [] for k in objects}
+
+    def opener(key):
+        def open_sink():
+            sinks[key].append(Buffer())
+            return sinks[key][-1]
+        return open_sink
+
     etags = {k: s3_client.head_object(Bucket=bucket, Key=k)["ETag"].strip('"') for k in objects}
-    infos = reader.read_many([ReadRequest(k, etags[k], chunks[k].append) for k in objects])
-    return infos, {k: b"".join(v) for k, v in chunks.items()}
+    results = reader.read_many([ReadRequest(k, etags[k], opener(k)) for k in objects])
+    return results, {k: b"".join(b.getvalue() for b in v) for k, v in sinks.items()}
 
 
 def test_fast_path_trusts_the_configured_ca_bundle(tls, ca, s3_client, bucket, objects, aws_env, tmp_path,
@@ -48,8 +57,8 @@ def test_fast_path_trusts_the_configured_ca_bundle(tls, ca, s3_client, bucket, o
     ca.cert_pem.write_to_path(str(bundle))
     monkeypatch.setenv("AWS_CA_BUNDLE", str(bundle))
     reader = Bucket(RemoteConfig(endpoint_url=tls.url), bucket)
-    infos, got = read_all(reader, s3_client, bucket, objects)
-    assert all(info is not None for info in infos) and reader.fallbacks == 0
+    results, got = read_all(reader, s3_client, bucket, objects)
+    assert all(r.ok for r in results) and reader.fallbacks == 0
     assert got == objects
     run = objsync("pull", "--once", "--json", "--endpoint-url", tls.url, f"s3://{bucket}/t", str(tmp_path / "d"),
                   env=aws_env | {"AWS_CA_BUNDLE": str(bundle)})
@@ -62,9 +71,10 @@ def test_an_untrusted_certificate_is_refused_on_both_paths(tls, s3_client, bucke
     other = tmp_path / "other-ca.pem"
     trustme.CA().cert_pem.write_to_path(str(other))  # a bundle that does not hold the server's CA
     monkeypatch.setenv("AWS_CA_BUNDLE", str(other))
-    reader = Bucket(RemoteConfig(endpoint_url=tls.url), bucket)
-    infos, got = read_all(reader, s3_client, bucket, objects)
-    assert infos == [None] * len(objects) and reader.fallbacks == len(objects)
+    reader = Bucket(RemoteConfig(endpoint_url=tls.url, max_attempts=1), bucket)
+    results, got = read_all(reader, s3_client, bucket, objects)
+    assert reader.fallbacks == len(objects)  # both transports were tried, and both refused
+    assert all(not r.ok and "SSL" in type(r.error).__name__ for r in results), results
     assert all(body == b"" for body in got.values())  # not one byte from an unverified server
     run = objsync("pull", "--once", "--json", "--endpoint-url", tls.url, "--read-timeout", "2s",
                   f"s3://{bucket}/t", str(tmp_path / "d"), env=aws_env | {"AWS_CA_BUNDLE": str(other)})
@@ -74,6 +84,6 @@ def test_an_untrusted_certificate_is_refused_on_both_paths(tls, s3_client, bucke
 
 def test_verify_off_reaches_a_self_signed_server_on_the_fast_path(tls, s3_client, bucket, objects, aws_env):
     reader = Bucket(RemoteConfig(endpoint_url=tls.url, verify=False), bucket)
-    infos, got = read_all(reader, s3_client, bucket, objects)
-    assert all(info is not None for info in infos) and reader.fallbacks == 0
+    results, got = read_all(reader, s3_client, bucket, objects)
+    assert all(r.ok for r in results) and reader.fallbacks == 0
     assert got == objects

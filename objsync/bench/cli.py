@@ -13,24 +13,24 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import objsync
-from objsync.bench import context, fleet, peers, report
+from objsync.bench import context, fleet, output, peers, report
 from objsync.bench.measure import become_subreaper
 from objsync.bench.phases import PHASES, Bench, BenchPlan, BenchResult
 from objsync.bench.presets import PRESETS, Preset
 from objsync.bench.seeding import Target
 from objsync.bench.server import local_seaweed
 from objsync.bench.verify import FULL_LIMIT
-from objsync.pull.config import parse_duration
-from objsync.s3.errors import describe_error
 
 log = logging.getLogger("objsync.bench")
 
 LOCAL_BUCKET = "objsync-bench"
 SWEEP_WORKERS = "0,1,2,4"
 SWEEP_THREADS = "4,8,16,32"
+# Longest suffix first, so that "500ms" is not read as minutes.
+_UNITS = (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0))
 
 
 def _csv(kind):
@@ -51,10 +51,19 @@ def _tool_repeat(text: str) -> tuple[str, int]:
 
 
 def _duration(text: str) -> float:
+    """'500ms', '2s', '1m', '1h' or plain seconds: the forms objsync pull's --interval takes."""
+    number, scale = text.strip(), 1.0
+    for unit, seconds in _UNITS:
+        if number.endswith(unit):
+            number, scale = number[:-len(unit)], seconds
+            break
     try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        value = float(number) * scale
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration above zero, such as 500ms, 2s or 1m")
+    return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -70,6 +79,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=3, help="runs per tool and phase (default 3)")
     p.add_argument("--tool-repeats", type=_tool_repeat, action="append", default=[], metavar="NAME=N",
                    help="fewer (or more) runs for one tool, e.g. aws=1; repeatable")
+    p.add_argument("--baseline-bin", metavar="PATH",
+                   help=f"another build's objsync executable, run as `{peers.BASELINE}` in the same rounds, with the "
+                        f"same flags and checks, and compared phase by phase (default: ${peers.BASELINE_VAR})")
     p.add_argument("--workers", type=int, help="passed to objsync pull --workers")
     p.add_argument("--threads", type=int, help="passed to objsync pull --threads")
     p.add_argument("--objsync-args", type=shlex.split, default=[], metavar="ARGS",
@@ -157,12 +169,19 @@ def _tools(args, env, parser) -> tuple[list[peers.Tool], dict[str, str]]:
     unknown = [t for t in args.tools if t not in peers.KINDS]
     if unknown:
         parser.error(f"unknown tool {unknown[0]!r}; choose from {', '.join(peers.KINDS)}")
+    asked = args.baseline_bin or env.get(peers.BASELINE_VAR)
     if args.sweep:
         return [peers.objsync_tool(("--workers", str(w), "--threads", str(t), *args.objsync_args),
                                    name=f"--workers {w} --threads {t}")
-                for w in args.sweep_workers for t in args.sweep_threads], {}
+                for w in args.sweep_workers for t in args.sweep_threads], (
+            {peers.BASELINE: "--sweep times this build's settings only"} if asked else {})
     tools = [peers.objsync_tool(_objsync_flags(args))] if "objsync" in args.tools else []
     found, missing = peers.find_peers(env, tuple(t for t in args.tools if t in peers.PEERS))
+    base, why = peers.find_baseline(args.baseline_bin, env)
+    if base:
+        tools.append(peers.baseline_tool(base, _objsync_flags(args)))
+    elif asked:
+        parser.error(why)  # asked for a comparison that cannot be made: a run without it would mislead
     return tools + found, missing
 
 
@@ -205,7 +224,7 @@ def run(args: argparse.Namespace, env: dict[str, str], parser: argparse.Argument
         _say("interrupted: the running tool and the local server (if any) were stopped")
         return 130
     except (RuntimeError, OSError, BotoCoreError, ClientError) as exc:
-        _say(f"error: {exc if isinstance(exc, RuntimeError) else describe_error(exc)}")
+        _say(f"error: {exc if isinstance(exc, RuntimeError) else f'{type(exc).__name__}: {exc}'}")
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -213,15 +232,15 @@ def run(args: argparse.Namespace, env: dict[str, str], parser: argparse.Argument
             _say(f"logs kept in {workdir / 'logs'}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    meta = _meta(args, env, plan, tools, missing, target, result, started)
+    meta = output.meta(env, tools, missing, target, result, started)
     if context.source_digest(Path(objsync.__file__).parent) != source_before:
         meta["source_changed"] = True
         _say("warning: objsync's source files changed during the benchmark, so its runs may mix versions")
+    # The baseline counts as ours: both builds get ratios against the peers; output compares the two builds.
     ours = [t.name for t in tools if t.kind == "objsync"]
-    text = report.render_markdown(result, meta, ours if not args.sweep else [])
-    if args.sweep:
-        text += "\n" + sweep_advice(result)
-    paths = _write(args, plan, result, meta, ours, text)
+    text, doc = output.documents(result, meta, ours, args.sweep)
+    stem = f"{plan.preset.name}{'-sweep' if args.sweep else ''}-{datetime.date.today().isoformat()}"
+    paths = output.write(args.out, stem, text, doc, result, not args.no_chart, _say)
     sys.stdout.write(text)
     _say("results: " + ", ".join(str(p) for p in paths))
     bad = [r for r in result.runs if not r.ok] + [d for d in result.daemons if d.check and not d.check.ok]
@@ -255,58 +274,3 @@ def _bench(plan, target, tools, workdir, env) -> BenchResult:
     finally:
         if target.server_pid is None:  # a local server's data is thrown away with it
             bench.clean_bucket()
-
-
-def _meta(args, env, plan, tools, missing, target, result: BenchResult, started) -> dict[str, Any]:
-    measured = [r for r in result.runs if r.others_cpu is not None]
-    load = context.load_summary([r.load1 for r in result.runs], sum(r.others_cpu for r in measured),
-                                sum(r.wall for r in measured))
-    verify_modes = sorted({r.check.mode for r in result.runs})
-    full = verify_modes == ["full"]
-    return {
-        "date": started.strftime("%Y-%m-%d %H:%M %Z"),
-        "machine": context.machine(),
-        "load": load,
-        "files": result.work["cold"].files,
-        "bytes": result.work["cold"].bytes,
-        "target": (f"local SeaweedFS on loopback ({target.endpoint_url})" if target.server_pid
-                   else f"{target.endpoint_url or 'AWS S3'} bucket {target.bucket}"),
-        "requests_source": ("SeaweedFS S3 gateway counter SeaweedFS_s3_request_total for the bucket, "
-                            "read before and after each run" if target.metrics_url else "n/a (no metrics page)"),
-        "objsync": f"{objsync.__version__} at {context.git_revision(Path(objsync.__file__).parent)}",
-        "versions": {t.name: peers.version(t, env) for t in tools if t.kind != "objsync"},
-        "missing": {k: v for k, v in missing.items()},
-        "verify": ("every path, size and MD5 (full compare)" if full else
-                   f"every path and size, MD5 of a seeded sample ({', '.join(verify_modes)})"),
-    }
-
-
-def _write(args, plan: BenchPlan, result: BenchResult, meta, ours, text: str) -> list[Path]:
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"{plan.preset.name}{'-sweep' if args.sweep else ''}-{datetime.date.today().isoformat()}"
-    base = args.out / stem
-    if base.with_suffix(".json").exists():
-        base = args.out / f"{stem}-{datetime.datetime.now().strftime('%H%M%S')}"
-    md, js, png = base.with_suffix(".md"), base.with_suffix(".json"), base.with_suffix(".png")
-    md.write_text(text)
-    report.write_json(report.to_json(result, meta, ours), js)
-    paths = [md, js]
-    if not args.no_chart:
-        if report.write_chart(result, png):
-            paths.append(png)
-        else:
-            _say("no chart: matplotlib is not installed (pip install 'objsync[bench]')")
-    return paths
-
-
-def sweep_advice(result: BenchResult) -> str:
-    """The fastest objsync setting for each phase, from the medians."""
-    summaries = report.summarize(result)
-    lines = ["## Best settings", ""]
-    for by, label in (("wall", "fastest"), ("cpu", "least CPU")):
-        for s in report.best_per_phase(summaries, by):
-            lines.append(f"- {s.phase}, {label}: `objsync pull {s.tool}` ({s.wall.median:.2f} s median, "
-                         f"CPU {s.cpu.median:.2f} s)")
-    lines += ["", "On a busy machine (see others' CPU) the wall times move with the neighbours; CPU seconds "
-                  "move less. Batch size is not an `objsync pull` flag yet, so it is not swept."]
-    return "\n".join(lines) + "\n"

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from objsync import __version__
-
 KINDS = ("objsync", "s5cmd", "aws", "rclone", "objinsync")
 PEERS = KINDS[1:]
+BASELINE = "objsync-base"
+BASELINE_VAR = "OBJSYNC_BASELINE_BIN"
 RCLONE_REMOTE = "OBJSYNCBENCH"
 # Variables that would leak a different identity into a tool pointed at the benchmark server.
 _FOREIGN_AWS = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFILE")
@@ -39,7 +39,23 @@ class Tool:
 
 
 def objsync_tool(extra: tuple[str, ...] = (), name: str = "objsync") -> Tool:
+    """The objsync of this checkout, run by the harness's own Python."""
     return Tool(name, "objsync", (sys.executable, "-m", "objsync"), extra)
+
+
+def baseline_tool(exe: str, extra: tuple[str, ...] = ()) -> Tool:
+    """Another build of objsync, run from its own executable: same flags, same checks, its own row."""
+    return Tool(BASELINE, "objsync", (exe,), extra)
+
+
+def find_baseline(path: str | None, env: Mapping[str, str]) -> tuple[str | None, str]:
+    """The baseline executable from --baseline-bin or OBJSYNC_BASELINE_BIN, or None and why not."""
+    exe, source = (path, "--baseline-bin") if path else (env.get(BASELINE_VAR), BASELINE_VAR)
+    if not exe:
+        return None, f"neither --baseline-bin nor {BASELINE_VAR} is set"
+    if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
+        return None, f"{source}={exe} is not an executable file"
+    return os.path.abspath(exe), ""
 
 
 def sync_command(tool: Tool, uri: str, endpoint: str | None, dest: Path) -> list[str]:
@@ -83,6 +99,9 @@ def tool_env(tool: Tool, base: Mapping[str, str], target_env: Mapping[str, str],
         for name in _FOREIGN_AWS:
             env.pop(name, None)
     env.update(target_env)
+    if tool.exe[0] != sys.executable:
+        # Another program's Python (a baseline build, the aws CLI) would import this checkout's modules.
+        env.pop("PYTHONPATH", None)
     if tool.kind == "rclone":
         env.pop("AWS_CA_BUNDLE", None)  # rclone refuses to start when it is set
         prefix = f"RCLONE_CONFIG_{RCLONE_REMOTE}_"
@@ -130,9 +149,7 @@ def find_peers(env: Mapping[str, str], wanted: tuple[str, ...] = PEERS) -> tuple
 
 
 def version(tool: Tool, env: Mapping[str, str]) -> str:
-    """The tool's version line, or 'unknown'."""
-    if tool.kind == "objsync":
-        return f"objsync {__version__}"
+    """The tool's version line, as the tool itself reports it, or 'unknown'."""
     args = {"s5cmd": ["version"], "rclone": ["version"]}.get(tool.kind, ["--version"])
     try:
         out = subprocess.run([*tool.exe, *args], capture_output=True, text=True, timeout=30, env=dict(env))

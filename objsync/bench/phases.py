@@ -86,6 +86,7 @@ class DaemonRecord:
     stats: PollStats
     check: Check | None = None
     load1: float = 0.0
+    repeat: int = 0
 
 
 @dataclass(frozen=True)
@@ -220,22 +221,24 @@ class Bench:
     def run_daemon_phase(self, model: Mapping[str, Expect]) -> tuple[list[DaemonRecord], list[RunRecord]]:
         self.say(f"--- {PHASE_TITLES['daemon']}")
         daemons, runs = [], []
-        for tool in self.tools:
+        # Repeated and interleaved like the other phases, so that two builds of objsync get a spread here too.
+        for tool, r in interleave(self.tools, self.plan.repeats_for):
             if not tool.has_daemon:
-                runs.append(self.run_one(tool, "daemon", 0, model, note=PEER_POLL_NOTE))
+                if r == 0:  # the peer's stand-in is one no-op sync; the noop phase already repeats those
+                    runs.append(self.run_one(tool, "daemon", 0, model, note=PEER_POLL_NOTE))
                 continue
-            dest = self.dest(tool, 0)
+            dest = self.dest(tool, r)
             status_addr = f"{HOST}:{free_port_block()}"
             argv = peers.daemon_command(tool, self.target.uri, self.target.endpoint_url, dest,
                                         f"{round(self.plan.daemon_interval * 1000)}ms", status_addr)
             load1 = os.getloadavg()[0]
             stats = measure_polls(argv, self.env_for(tool), f"http://{status_addr}/metrics", self.plan.daemon_polls,
-                                  self.plan.daemon_interval, stderr=self.logs / f"daemon-{slug(tool.name)}.err",
+                                  self.plan.daemon_interval, stderr=self.logs / f"daemon-{slug(tool.name)}-r{r}.err",
                                   requests=self.requests)
             check = None
             if stats.status == "ok":
                 check = check_dest(dest, model, ignore=tool.ignore, mode=self.plan.verify, seed=self.plan.seed)
-            record = DaemonRecord(tool.name, stats, check, load1)
+            record = DaemonRecord(tool.name, stats, check, load1, r)
             self.say(record)
             daemons.append(record)
         return daemons, runs

@@ -161,11 +161,12 @@ def daemon_table(result: BenchResult) -> str:
     rows = []
     for d in result.daemons:
         s = d.stats
+        tool = f"{d.tool} r{d.repeat}"
         if s.status != "ok":
-            rows.append([d.tool, s.status, "–", "–", "–", "–", "–", "–", s.reason])
+            rows.append([tool, s.status, "–", "–", "–", "–", "–", "–", s.reason])
             continue
         ok = "verified" if d.check and d.check.ok else "**MISMATCH**"
-        rows.append([d.tool, "ok", str(s.polls), num(s.pass_seconds, 3), num(s.cpu_per_poll, 3),
+        rows.append([tool, "ok", str(s.polls), num(s.pass_seconds, 3), num(s.cpu_per_poll, 3),
                      num(s.requests_per_poll, 1), f"{num(s.rss_first / MIB, 1)} → {num(s.rss_last / MIB, 1)}",
                      num(s.peak_rss / MIB, 1), ok + (f", {s.failed_polls} failed polls" if s.failed_polls else "")])
     return markdown_table(["tool", "status", "polls", "pass s (mean)", "CPU s/poll", "requests/poll",
@@ -256,10 +257,10 @@ def describe(r: RunRecord) -> str:
 def describe_daemon(d: DaemonRecord) -> str:
     s = d.stats
     if s.status != "ok":
-        return f"daemon      {d.tool:<16} {s.status.upper()}: {s.reason}"
+        return f"daemon      r{d.repeat} {d.tool:<16} {s.status.upper()}: {s.reason}"
     checked = "verified" if d.check and d.check.ok else f"!!! MISMATCH: {d.check.problems[:3] if d.check else ''}"
     req = "n/a" if s.requests_per_poll is None else f"{s.requests_per_poll:.1f}"
-    return (f"daemon      {d.tool:<16} {s.polls} polls: cpu {s.cpu_per_poll:.3f} s/poll, "
+    return (f"daemon      r{d.repeat} {d.tool:<16} {s.polls} polls: cpu {s.cpu_per_poll:.3f} s/poll, "
             f"req {req}/poll, rss {s.rss_first / 2**20:.1f} -> {s.rss_last / 2**20:.1f} MiB "
             f"(peak {s.peak_rss / 2**20:.1f})  {checked}")
 

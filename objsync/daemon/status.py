@@ -9,6 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from objsync.daemon.config import parse_addr
+
 
 @dataclass(frozen=True)
 class HealthState:
@@ -20,14 +22,6 @@ class HealthState:
 
 NOT_FINISHED = HealthState(False, "Pull not finished")
 GOOD = HealthState(True, "GOOD")
-
-
-def parse_addr(addr: str) -> tuple[str, int]:
-    """Parse ':8087', '0.0.0.0:8087', '127.0.0.1:0' or '[::1]:8087' into (host, port)."""
-    host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"{addr!r} is not an address such as :8087 or 127.0.0.1:8087 (or 'off')")
-    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 class _IPv6Server(ThreadingHTTPServer):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,11 @@ from objsync.paths import normalize_prefix
 from objsync.pull.plan import Rules
 from objsync.pull.pool import PoolConfig
 from objsync.s3.config import Location, RemoteConfig
+
+# Manifest mode stats every local file this often (a stat of 100,000 files costs ~0.65 s of CPU,
+# ~11 ms a 5 s poll on average), and --atomic keeps a replaced tree this long for its readers.
+DEFAULT_RESCAN = 300.0
+DEFAULT_KEEP = 300.0
 
 
 @dataclass(frozen=True)
@@ -26,13 +30,12 @@ class PullConfig:
     file_mode: int = 0o664
     fsync: Fsync = Fsync.BATCH
     once: bool = False
-    interval: float = 5.0
     dry_run: bool = False
     pins: tuple[tuple[str, str], ...] = ()  # (repo, manifest id): versions held with --pin
-    rescan_every: float = 300.0  # manifest mode: seconds between looks at every local file and top-level folder
+    rescan_every: float = DEFAULT_RESCAN  # manifest mode: seconds between looks at every local file and top-level folder
     use_manifests: bool = True  # False: LIST the whole prefix on every pass, whatever manifests exist
     atomic: bool = False  # publish each top-level folder as a whole new tree, behind a symlink
-    keep_snapshots: float = 300.0  # seconds a replaced tree stays for the processes still reading it
+    keep_snapshots: float = DEFAULT_KEEP  # seconds a replaced tree stays for the processes still reading it
 
     @property
     def prefix(self) -> str:
@@ -68,18 +71,3 @@ def parse_file_mode(text: str) -> int:
     if not 0 <= mode <= 0o7777:
         raise ValueError(f"{text!r} is out of range for a file mode")
     return mode
-
-
-def parse_max_delete(text: str) -> str:
-    """Validate `--max-delete N|P%`."""
-    t = text.strip()
-    body = t[:-1] if t.endswith("%") else t
-    try:
-        value = float(body) if t.endswith("%") else int(body)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a count or a percentage such as 100 or 50%") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{text!r} is not a finite number; use a count such as 100 or a percentage from 0% to 100%")
-    if value < 0 or (t.endswith("%") and value > 100):
-        raise ValueError(f"{text!r} is out of range")
-    return t

@@ -5,19 +5,18 @@ from __future__ import annotations
 import errno
 import functools
 import hashlib
-import itertools
 import os
 import stat
-import threading
 from dataclasses import dataclass
+from typing import Sequence
 
 import xxhash
 
-from objsync.model import Action, Fetch, FetchResult, Fsync, Verify
-from objsync.pull.localfs import TMP_SUFFIX, UnsafePath, tmp_dir
-from objsync.s3.bucket import ReadInfo, ReadRequest
+from objsync.model import Action, Fetch, FetchResult, Fsync, Job, Verify
+from objsync.pull.places import Places, UnsafePath, make_temp, replace, sync_filesystem, write_all
 from objsync.s3.errors import describe_error
 from objsync.s3.etag import KMS, is_md5_etag, multipart_etag, multipart_parts
+from objsync.s3.records import Cancelled, ReadInfo, ReadRequest
 
 _CHUNK = 1 << 20
 _MIB = 1 << 20
@@ -27,9 +26,9 @@ _PART_SIZES_MIB = (5, 8, 10, 15, 16, 25, 32, 50, 64, 100, 128, 256, 512)
 
 @dataclass(frozen=True)
 class WriteOptions:
-    """How workers write: destination root, bucket, file mode and fsync policy."""
+    """How workers write: temp folder, bucket, file mode and fsync policy (each job names its own root)."""
 
-    root: str
+    tmp: str  # folder for temp files, on the same filesystem as every output root
     bucket: str
     file_mode: int = 0o664
     fsync: Fsync = Fsync.BATCH
@@ -37,57 +36,6 @@ class WriteOptions:
 
 class IntegrityError(Exception):
     """The bytes received are not the object that was listed."""
-
-
-class DirHandles:
-    """Open folder descriptors below the root, walked with O_NOFOLLOW so no symlink is ever followed."""
-
-    def __init__(self, root: str) -> None:
-        self.root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-        self._fds: dict[str, int] = {"": self.root_fd}
-        self._lock = threading.Lock()
-
-    def parent_fd(self, rel: str) -> int:
-        """The descriptor of `rel`'s parent folder, creating folders as needed."""
-        parent, _, _ = rel.rpartition("/")
-        with self._lock:
-            return self._open(parent)
-
-    def _open(self, rel_dir: str) -> int:
-        fd = self._fds.get(rel_dir)
-        if fd is not None:
-            return fd
-        up, _, name = rel_dir.rpartition("/")
-        up_fd = self._open(up)
-        try:
-            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=up_fd)
-        except FileNotFoundError:
-            try:
-                os.mkdir(name, 0o775, dir_fd=up_fd)
-            except FileExistsError:
-                pass
-            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=up_fd)
-        except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                kind = "a symlink" if _is_link(name, up_fd) else "a file"
-                raise UnsafePath(exc.errno, f"{rel_dir!r} is {kind} where a folder is needed; "
-                                            f"refusing to write through it") from None
-            raise
-        self._fds[rel_dir] = fd
-        return fd
-
-    def close(self) -> None:
-        with self._lock:
-            for fd in self._fds.values():
-                os.close(fd)
-            self._fds.clear()
-
-
-def _is_link(name: str, dir_fd: int) -> bool:
-    try:
-        return stat.S_ISLNK(os.lstat(name, dir_fd=dir_fd).st_mode)
-    except OSError:
-        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,57 +48,43 @@ class Staged:
     result: FetchResult
 
 
-def run_batch(reader, opts: WriteOptions, tasks, run_many, cancelled=None) -> list[FetchResult]:
+def run_batch(reader, opts: WriteOptions, jobs: Sequence[Job], run_many, cancelled=None) -> list[FetchResult]:
     """Run a batch: downloads are staged in temp files, synced once, then renamed into place.
 
-    `run_many(fn, items)` maps fn over items (on threads) for the work that is not one batched
-    request: checks of local files and reads that the fast path handed back. Once `cancelled()` is
-    true, downloads still running fail as stopped; what arrived complete is still committed.
+    `run_many(fn, items)` maps fn over items on threads: the checks of local files. Once
+    `cancelled()` is true, downloads still running fail as stopped; what arrived complete is
+    still committed.
     """
-    dirs = DirHandles(opts.root)
+    dirs = Places(jobs)
     try:
-        outcomes = _stage(reader, opts, tasks, dirs, run_many, cancelled)
+        outcomes = _stage(reader, opts, [job.fetch for job in jobs], dirs, run_many, cancelled)
         staged = [o for o in outcomes if isinstance(o, Staged)]
         if staged and opts.fsync == Fsync.BATCH:
-            _sync_filesystem(dirs.root_fd)
+            sync_filesystem(dirs.any_fd())
         return [_commit(o) if isinstance(o, Staged) else o for o in outcomes]
     finally:
         dirs.close()
 
 
-def _stage(reader, opts: WriteOptions, tasks, dirs: DirHandles, run_many, cancelled) -> list["FetchResult | Staged"]:
+def _stage(reader, opts: WriteOptions, tasks, dirs: Places, run_many, cancelled) -> list["FetchResult | Staged"]:
     outcomes: list[FetchResult | Staged | None] = [None] * len(tasks)
     checks = [i for i, t in enumerate(tasks) if t.verify]  # a local file that is already right needs no GET
     for i, found in zip(checks, run_many(lambda i: _check_local(opts, tasks[i], dirs), checks)):
         outcomes[i] = found
-    downloads: dict[int, _Download] = {}
-    for i, task in enumerate(tasks):
-        if outcomes[i] is None:
-            try:
-                downloads[i] = _Download(opts, task, dirs)
-            except Exception as exc:
-                outcomes[i] = _failed(task, _describe(exc, task))
-    requests = [ReadRequest(d.task.key, d.task.etag, d.write, d.task.version_id) for d in downloads.values()]
-    slow = []
-    infos = reader.read_many(requests, cancelled)
-    stopped = cancelled is not None and cancelled()
-    for (i, d), info in zip(downloads.items(), infos):
-        if info is not None:
-            outcomes[i] = d.finish_or_fail(info)
+    reads = [i for i in range(len(tasks)) if outcomes[i] is None]
+    requests = [ReadRequest(tasks[i].key, tasks[i].etag, functools.partial(_Download, opts, tasks[i], dirs),
+                            tasks[i].version_id) for i in reads]
+    for i, read in zip(reads, reader.read_many(requests, cancelled)):
+        if read.ok:
+            outcomes[i] = read.sink.finish_or_fail(read.info)
+        elif isinstance(read.error, Cancelled):
+            outcomes[i] = _failed(tasks[i], "stopped before the download finished; the next pass fetches it")
         else:
-            d.discard()
-            if d.error is not None:  # the disk, not the server, failed: a second read would too
-                outcomes[i] = _failed(d.task, _describe(d.error, d.task))
-            elif stopped:
-                outcomes[i] = _failed(d.task, "stopped before the download finished; the next pass fetches it")
-            else:
-                slow.append(i)
-    for i, outcome in zip(slow, run_many(lambda i: _download_slow(reader, opts, tasks[i], dirs), slow)):
-        outcomes[i] = outcome
+            outcomes[i] = _failed(tasks[i], _describe(read.error, tasks[i]))
     return outcomes
 
 
-def _check_local(opts: WriteOptions, task: Fetch, dirs: DirHandles) -> "FetchResult | None":
+def _check_local(opts: WriteOptions, task: Fetch, dirs: Places) -> "FetchResult | None":
     try:
         found = _verify_local(opts, task, dirs)
     except Exception as exc:
@@ -158,23 +92,9 @@ def _check_local(opts: WriteOptions, task: Fetch, dirs: DirHandles) -> "FetchRes
     return None if found is None else _result(task, Action.VERIFIED, *found)
 
 
-def _download_slow(reader, opts: WriteOptions, task: Fetch, dirs: DirHandles) -> "FetchResult | Staged":
-    """Read one object through the client (retries, full error reports); never raises."""
-    try:
-        d = _Download(opts, task, dirs)
-    except Exception as exc:
-        return _failed(task, _describe(exc, task))
-    try:
-        info = reader.read_slow(task.key, task.etag, d.write, version_id=task.version_id)
-    except Exception as exc:
-        d.discard()
-        return _failed(task, _describe(exc, task))
-    return d.finish_or_fail(info)
-
-
 def _commit(staged: Staged) -> FetchResult:
     try:
-        _replace(staged.tmp_path, staged.name, staged.parent_fd)
+        replace(staged.tmp_path, staged.name, staged.parent_fd)
         return staged.result
     except OSError as exc:
         _unlink_quietly(staged.tmp_path)
@@ -188,28 +108,17 @@ def _describe(exc: Exception, task) -> str:
         return exc.strerror or str(exc)
     if isinstance(exc, OSError):
         return _describe_oserror(exc, task.rel)
-    return describe_error(exc)  # botocore and transport errors
+    text = describe_error(exc)  # botocore and transport errors
+    return _explain(text) if isinstance(task, Fetch) and task.md5 else text
 
 
-def _sync_filesystem(fd: int) -> None:
-    """Flush the destination's filesystem once (Linux syncfs), so renames never precede their data."""
-    if _syncfs is not None:
-        if _syncfs(fd) == 0:
-            return
-    os.sync()
-
-
-def _load_syncfs():
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.syncfs
-    except (OSError, AttributeError):
-        return None
-
-
-_syncfs = _load_syncfs()
+def _explain(error: str) -> str:
+    """Say what a failed read of an object that a manifest names means, and what to do."""
+    gone = {"PreconditionFailed": "overwritten", "NoSuchKey": "deleted"}.get(error.partition(" ")[0])
+    if gone:
+        return (f"{error}: the object is no longer the one the manifest names ({gone} after the push); "
+                f"push the repo again, or keep old versions readable with bucket versioning")
+    return error
 
 
 def _result(task: Fetch, action: str, digest: str, mtime_ns: int, nbytes: int = 0) -> FetchResult:
@@ -220,10 +129,10 @@ def _failed(task: "Fetch | FetchResult", error: str) -> FetchResult:
     return FetchResult(task.key, task.rel, task.etag, task.size, 0, "", Action.FAILED, 0, error)
 
 
-def _verify_local(opts: WriteOptions, task: Fetch, dirs: DirHandles) -> tuple[str, int] | None:
+def _verify_local(opts: WriteOptions, task: Fetch, dirs: Places) -> tuple[str, int] | None:
     """Hash the local file; return (xxh3, mtime_ns) when its bytes are the object's, else None."""
-    parent_fd = dirs.parent_fd(task.rel)
-    name = task.rel.rpartition("/")[2]
+    parent_fd = dirs.parent_fd(task)
+    name = dirs.name(task)
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=parent_fd)
     except OSError:
@@ -253,9 +162,10 @@ def _verify_local(opts: WriteOptions, task: Fetch, dirs: DirHandles) -> tuple[st
 class _Download:
     """One object arriving in a temp file: every chunk is written, hashed and counted as it comes."""
 
-    def __init__(self, opts: WriteOptions, task: Fetch, dirs: DirHandles) -> None:
+    def __init__(self, opts: WriteOptions, task: Fetch, dirs: Places) -> None:
         self.opts, self.task = opts, task
-        self.parent_fd = dirs.parent_fd(task.rel)
+        self.parent_fd = dirs.parent_fd(task)
+        self.name = dirs.name(task)
         # The temp file is made when the first bytes arrive, so requests go out without waiting
         # for file creation, which costs more than the request on some filesystems.
         self.fd, self.tmp_path = -1, ""
@@ -263,16 +173,12 @@ class _Download:
         self.etag_is_md5 = is_md5_etag(task.etag)
         self.md5 = hashlib.md5(usedforsecurity=False) if self.etag_is_md5 or task.md5 else None
         self.received = 0
-        self.error: OSError | None = None  # a failed write: the read must not be repeated
 
     def write(self, chunk: bytes) -> None:
-        try:
-            if self.fd < 0:
-                self.fd, self.tmp_path = _make_temp(self.opts.root)
-            _write_all(self.fd, chunk)
-        except OSError as exc:
-            self.error = exc
-            raise
+        """Write a chunk; an error here (a full disk) ends the read, which is not repeated."""
+        if self.fd < 0:
+            self.fd, self.tmp_path = make_temp(self.opts.tmp)
+        write_all(self.fd, chunk)
         self.digest.update(chunk)
         if self.md5 is not None:
             self.md5.update(chunk)
@@ -288,7 +194,7 @@ class _Download:
 
     def _finish(self, info: ReadInfo) -> Staged:
         if self.fd < 0:  # an empty object: no bytes, no write
-            self.fd, self.tmp_path = _make_temp(self.opts.root)
+            self.fd, self.tmp_path = make_temp(self.opts.tmp)
         task, fd = self.task, self.fd
         if self.received != task.size:
             raise IntegrityError(f"received {self.received} bytes, the listing says {task.size}")
@@ -307,8 +213,7 @@ class _Download:
             raise IntegrityError(f"the temp file holds {st.st_size} bytes, expected {task.size}")
         os.close(fd)
         self.fd = -1
-        name = task.rel.rpartition("/")[2]
-        return Staged(self.tmp_path, name, self.parent_fd,
+        return Staged(self.tmp_path, self.name, self.parent_fd,
                       _result(task, Action.FETCHED, self.digest.hexdigest(), st.st_mtime_ns, self.received))
 
     def discard(self) -> None:
@@ -318,35 +223,6 @@ class _Download:
             self.fd = -1
         if self.tmp_path:
             _unlink_quietly(self.tmp_path)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    """Write every byte: a write cut short (a filling disk) is continued, so its error is raised."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _replace(tmp_path: str, name: str, parent_fd: int) -> None:
-    try:
-        os.replace(tmp_path, name, dst_dir_fd=parent_fd)
-    except IsADirectoryError:
-        os.rmdir(name, dir_fd=parent_fd)  # succeeds only when empty: the plan moved its files aside
-        os.replace(tmp_path, name, dst_dir_fd=parent_fd)
-
-
-_counter = itertools.count(1)  # next() on a count is atomic under the GIL
-
-
-@functools.lru_cache(maxsize=8)
-def _tmp_prefix(root: str, pid: int) -> str:
-    return os.path.join(str(tmp_dir(root)), f"{pid}-")
-
-
-def _make_temp(root: str) -> tuple[int, str]:
-    path = f"{_tmp_prefix(root, os.getpid())}{next(_counter)}{TMP_SUFFIX}"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    return fd, path
 
 
 def _unlink_quietly(path: str) -> None:

@@ -1,21 +1,13 @@
-"""The local side: scanning the destination, symlink-safe writes, deletes, pruning and the lock."""
+"""The destination folder: its state folders, symlink-safe deletes and pruning, temp clean-up and the lock."""
 
 from __future__ import annotations
 
 import errno
 import fcntl
 import os
-import stat
 from pathlib import Path
 
-from objsync.model import LocalFile
 from objsync.paths import STATE_DIR, parents
-
-TMP_SUFFIX = ".part"  # never '.py', so Airflow never parses a file being written
-
-
-class UnsafePath(OSError):
-    """Writing here would leave the destination or pass through a symlink."""
 
 
 class Locked(RuntimeError):
@@ -68,36 +60,6 @@ def unusable(exc: OSError, root: Path) -> Unusable:
     else:
         why = f"cannot use {root}: {exc.strerror or exc}"
     return Unusable(code or errno.EIO, why)
-
-
-def scan(root: Path) -> dict[str, LocalFile]:
-    """Every file and symlink below `root` by relative path, skipping objsync's own folder.
-
-    Symlinked directories are listed as links and never entered. Entries that vanish while the scan
-    runs (Airflow writes and removes `__pycache__` files all the time) are left out.
-    """
-    found: dict[str, LocalFile] = {}
-    stack = [("", str(root))]
-    while stack:
-        rel_dir, abs_dir = stack.pop()
-        try:
-            entries = os.scandir(abs_dir)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        with entries:
-            for entry in entries:
-                rel = rel_dir + entry.name
-                if not rel_dir and entry.name == STATE_DIR:
-                    continue
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append((rel + "/", entry.path))
-                elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
-                    found[rel] = LocalFile(st.st_size, st.st_mtime_ns, stat.S_ISLNK(st.st_mode))
-    return found
 
 
 def _open_parent(root: Path, rel: str) -> int | None:

@@ -1,4 +1,4 @@
-"""One pull pass: list -> plan -> fetch -> commit, then guarded deletes."""
+"""One pull pass: list -> plan -> fetch -> commit, then the deletes, only when every fetch succeeded."""
 
 from __future__ import annotations
 
@@ -6,124 +6,87 @@ import logging
 import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import replace
-from typing import Callable
+from typing import Callable, Iterator, Protocol, Sequence
 
-from objsync.model import Entry, FetchResult, PassReport, Plan, Problem
-from objsync.pull import localfs
+from objsync.model import Action, FetchResult, Job, Kind, Mode, PassReport, Plan, Problem
 from objsync.pull.config import PullConfig
-from objsync.pull.listing import Source, explain, refine, scan_below
+from objsync.pull.listing import Listing
 from objsync.pull.plan import plan
-from objsync.pull.pool import Pool
+from objsync.pull.publish import Publisher
 from objsync.pull.state import State
-from objsync.s3.bucket import Bucket
 from objsync.s3.errors import describe_error
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("objsync.pull")
 
 
-def make_source(cfg: PullConfig, bucket: Bucket, state: State) -> Source:
-    """The listing side of a pull, which keeps what manifest mode learns from one pass to the next."""
-    scan = scan_below
-    if cfg.atomic:
-        from objsync.pull.snapshots import scan
-    return Source(bucket, cfg.prefix, cfg.dest, state, cfg.rules, pins=dict(cfg.pins),
-                  rescan_every=cfg.rescan_every, use_manifests=cfg.use_manifests, scan=scan)
+class Fetcher(Protocol):
+    """Runs jobs in batches, yielding each batch's results as it completes (the worker pool)."""
+
+    def run(self, jobs: Sequence[Job], stop: threading.Event | None = None) -> Iterator[list[FetchResult]]: ...
 
 
-def pull_pass(cfg: PullConfig, bucket: Bucket, state: State, pool: Pool, *,
+def pull_pass(cfg: PullConfig, listing: Listing, state: State, fetcher: Fetcher, publisher: Publisher, *,
               stop: threading.Event | None = None,
-              on_results: Callable[[list[FetchResult]], None] | None = None,
               on_plan: Callable[[Plan], None] | None = None,
-              source: Source | None = None) -> PassReport:
+              on_results: Callable[[Sequence[FetchResult]], None] | None = None) -> PassReport:
     """Run one pass; every failure ends up in the report, and nothing good is lost."""
     started = time.monotonic()
-    source = source or make_source(cfg, bucket, state)
     try:
-        view = source.view()
+        view = listing.view()
     except Exception as exc:
         return PassReport(seconds=time.monotonic() - started, errors=(
-            Problem(str(cfg.source), f"listing failed: {describe_error(exc)}", "listing"),))
-    problems = [Problem(*t) for t in view.problems]
+            Problem(str(cfg.source), f"listing failed: {describe_error(exc)}", Kind.LISTING),))
+    problems = list(view.problems)
     if view.unchanged:
-        if cfg.atomic and view.rescan:
-            from objsync.pull.snapshots import collect
-
-            collect(str(cfg.dest), cfg.keep_snapshots)  # retired trees go even while nothing changes
+        if view.rescan:
+            publisher.tidy()
+        listing.settle(view, None, problems, interrupted=False)
         return PassReport(listed=view.listed, skipped=view.listed, seconds=time.monotonic() - started,
                           errors=tuple(problems), mode=view.mode)
-    p = refine(plan(view.listing, cfg.prefix, state.entries, view.local, view.rules), cfg.prefix, view.versions)
-    problems += [Problem(r.key, r.reason, "rejected") for r in p.rejected]
+
+    p = plan(view.listing, cfg.prefix, state.entries, view.local, cfg.rules, view.held)
+    problems += [Problem(r.key, r.reason, Kind.REJECTED) for r in p.rejected]
     if on_plan is not None:
         on_plan(p)
     if cfg.dry_run:
-        return replace(_report(p, started, problems, plan=p), mode=view.mode)
-    if cfg.atomic:
-        from objsync.pull import snapshots
+        return _report(p, started, problems, view.mode, plan=p)
 
-        report = snapshots.apply(cfg, p, view.versions, view.local, state, pool, problems, started, stop=stop,
-                                 on_results=on_results, in_place=_apply, keep=cfg.keep_snapshots)
-    else:
-        report = _apply(cfg, p, state, pool, problems, started, stop=stop, on_results=on_results)
-    source.settle(p, [(x.key, x.kind) for x in report.errors], interrupted=report.interrupted)
-    if view.versions:
-        report = replace(report, errors=tuple(replace(x, error=explain(x.error)) if x.kind == "fetch" else x
-                                              for x in report.errors))
-    return replace(report, mode=view.mode)
-
-
-def _apply(cfg: PullConfig, p: Plan, state: State, pool: Pool, problems: list[Problem], started: float, *,
-           stop: threading.Event | None, on_results: Callable[[list[FetchResult]], None] | None) -> PassReport:
-    """Fetch, commit to the cache, then delete only when every fetch succeeded and the guard allows it."""
-    root = cfg.dest
-    if p.displaced:
-        state.remove(p.displaced)
-        for rel in p.displaced:
-            try:
-                localfs.remove_file(root, rel)
-            except OSError as exc:  # the fetch that needed the room then fails and is reported too
-                problems.append(Problem(rel, f"cannot move aside: {exc.strerror or exc}", "delete"))
-        localfs.prune_empty_dirs(root, list(p.displaced))
-
+    publication = publisher.begin(p, view.local, view.labels)
+    problems += publication.problems
+    done: set[str] = set()
     fetched = verified = nbytes = 0
     try:
-        for results in pool.run(p.fetches, stop=stop):
-            state.put((r.rel, Entry(r.etag, r.size, r.mtime_ns, r.xxh3)) for r in results if r.ok)
+        for results in fetcher.run(publication.jobs, stop):
+            publication.commit(results)
             for r in results:
                 if r.ok:
-                    fetched += r.action == "fetched"
-                    verified += r.action == "verified"
+                    done.add(r.rel)
+                    fetched += r.action == Action.FETCHED
+                    verified += r.action == Action.VERIFIED
                     nbytes += r.bytes
                 else:
-                    problems.append(Problem(r.key, r.error or "failed", "fetch"))
+                    problems.append(Problem(r.key, r.error or "failed", Kind.FETCH))
             if on_results is not None:
                 on_results(results)
     except BrokenProcessPool as exc:
-        problems.append(Problem("<workers>", f"a worker process died ({exc}); the next pass retries", "fetch"))
+        problems.append(Problem("<workers>", f"a worker process died ({exc}); the next pass retries", Kind.FETCH))
     interrupted = stop is not None and stop.is_set()
-    counts = dict(fetched=fetched, verified=verified, nbytes=nbytes, interrupted=interrupted)
 
     if p.delete_blocked:
-        problems.append(Problem(str(cfg.source), p.delete_blocked, "guard"))
-        return _report(p, started, problems, **counts)
-    if not p.deletes:
-        return _report(p, started, problems, **counts)
-    if interrupted or any(x.kind == "fetch" for x in problems):
+        problems.append(Problem(str(cfg.source), p.delete_blocked, Kind.GUARD))
+    # A failed or missing fetch can mean a wrong listing: nothing is deleted on its word.
+    delete = not (interrupted or any(x.kind == Kind.FETCH for x in problems))
+    if p.deletes and not delete:
         log.warning("%d deletes wait for a pass in which every fetch succeeds", len(p.deletes))
-        return _report(p, started, problems, **counts)
-    state.remove(p.deletes)  # forget first: the cache never claims a file that is gone
-    deleted = 0
-    for rel in p.deletes:
-        try:
-            deleted += localfs.remove_file(root, rel)
-        except OSError as exc:
-            problems.append(Problem(rel, f"cannot delete: {exc.strerror or exc}", "delete"))
-    localfs.prune_empty_dirs(root, list(p.deletes))
-    return _report(p, started, problems, deleted=deleted, **counts)
+    finished = publication.finish(p, done=frozenset(done), delete=delete)
+    problems += finished.problems
+    listing.settle(view, p, problems, interrupted)
+    return _report(p, started, problems, view.mode, fetched=fetched, verified=verified, deleted=finished.deleted,
+                   nbytes=nbytes, interrupted=interrupted)
 
 
-def _report(p: Plan, started: float, problems: list[Problem], *, fetched: int = 0, verified: int = 0,
+def _report(p: Plan, started: float, problems: list[Problem], mode: Mode, *, fetched: int = 0, verified: int = 0,
             deleted: int = 0, nbytes: int = 0, interrupted: bool = False, plan: Plan | None = None) -> PassReport:
     return PassReport(listed=p.listed, fetched=fetched, verified=verified, deleted=deleted,
                       skipped=p.skipped_total, bytes=nbytes, seconds=time.monotonic() - started,
-                      errors=tuple(problems), interrupted=interrupted, plan=plan)
+                      errors=tuple(problems), interrupted=interrupted, plan=plan, mode=mode)

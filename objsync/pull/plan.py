@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Iterable, Mapping
 
+from objsync.deletecap import DEFAULT_DELETE_FLOOR, DEFAULT_MAX_DELETE, default_max_delete, max_delete_count
 from objsync.model import Entry, Fetch, LocalFile, Plan, Rejected, RemoteObject, Verify
-from objsync.paths import Filter, UnsafeKey, check_relative, is_dir_marker, is_reserved, nfc, normalize_prefix, parents
+from objsync.paths import (
+    Filter,
+    UnsafeKey,
+    check_relative,
+    conflicts,
+    is_dir_marker,
+    is_reserved,
+    normalize_prefix,
+    parents,
+)
 from objsync.s3.etag import is_md5_etag, multipart_parts
 
 
@@ -24,8 +32,11 @@ class Rules:
 
 
 def plan(listing: Iterable[RemoteObject], prefix: str, state: Mapping[str, Entry],
-         local: Mapping[str, LocalFile], rules: Rules = Rules()) -> Plan:
-    """Decide every fetch, delete and skip of a pass; no I/O."""
+         local: Mapping[str, LocalFile], rules: Rules = Rules(), held: frozenset[str] = frozenset()) -> Plan:
+    """Decide every fetch, delete and skip of a pass; no I/O.
+
+    `held` names top-level folders whose new version could not be read: they are neither changed nor deleted.
+    """
     prefix = normalize_prefix(prefix)
     skipped: Counter[str] = Counter()
     rejected: list[Rejected] = []
@@ -66,12 +77,18 @@ def plan(listing: Iterable[RemoteObject], prefix: str, state: Mapping[str, Entry
         # Two answers for one name: neither can be trusted, and the local file stays as it is.
         remote.pop(rel, None)
         rejected.append(Rejected(obj.key, "listed twice with different ETags or sizes; the local file was kept"))
-    for rel, reason in _conflicts(remote).items():
+    for rel, c in conflicts(remote).items():
+        other = remote[c.other].key
+        reason = (f"differs from {other!r} only in Unicode normalization" if c.unicode
+                  else f"is both a file and a folder (another key is {other!r})")
         rejected.append(Rejected(remote.pop(rel).key, reason))
         known.discard(rel)
 
     fetches: list[Fetch] = []
     for rel, obj in remote.items():
+        if held and rel.partition("/")[0] in held:
+            skipped["held"] += 1
+            continue
         if not rules.filter.selects(rel):
             skipped["excluded"] += 1
             continue
@@ -81,8 +98,8 @@ def plan(listing: Iterable[RemoteObject], prefix: str, state: Mapping[str, Entry
         else:
             fetches.append(fetch)
 
-    deletes = sorted(rel for rel in local
-                     if rel not in known and not is_reserved(rel) and rules.filter.selects(rel))
+    deletes = sorted(rel for rel in local if rel not in known and not is_reserved(rel)
+                     and rules.filter.selects(rel) and not (held and rel.partition("/")[0] in held))
     fetches, displaced, blocked = _clear_the_way(fetches, deletes, local)
     rejected.extend(blocked)
     displaced_set = set(displaced)
@@ -102,7 +119,7 @@ def plan(listing: Iterable[RemoteObject], prefix: str, state: Mapping[str, Entry
 def _decide(rel: str, obj: RemoteObject, entry: Entry | None, lf: LocalFile | None,
             scratch: bool) -> Fetch | None:
     def fetch(reason: str, verify: Verify | None = None, expect: str = "") -> Fetch:
-        return Fetch(obj.key, rel, obj.etag, obj.size, obj.mtime_ns, reason, verify, expect)
+        return Fetch(obj.key, rel, obj.etag, obj.size, obj.mtime_ns, reason, verify, expect, obj.version_id, obj.md5)
 
     if scratch:
         return fetch("scratch")
@@ -125,25 +142,6 @@ def _decide(rel: str, obj: RemoteObject, entry: Entry | None, lf: LocalFile | No
     if multipart_parts(obj.etag):
         return fetch(reason, Verify.MULTIPART)
     return fetch(reason)
-
-
-def _conflicts(remote: Mapping[str, RemoteObject]) -> dict[str, str]:
-    """Keys that cannot coexist with another key: file-and-folder, and Unicode look-alikes."""
-    out: dict[str, str] = {}
-    for rel in remote:
-        for parent in parents(rel):
-            if parent in remote and parent not in out:
-                out[parent] = f"is both a file and a folder (another key is {remote[rel].key!r})"
-    by_form: dict[str, list[str]] = {}
-    for rel in remote:
-        by_form.setdefault(nfc(rel), []).append(rel)
-    for form, rels in by_form.items():
-        if len(rels) > 1:
-            keep = form if form in rels else min(rels)
-            for rel in rels:
-                if rel != keep and rel not in out:
-                    out[rel] = f"differs from {remote[keep].key!r} only in Unicode normalization"
-    return out
 
 
 def _clear_the_way(fetches: list[Fetch], deletes: list[str], local: Mapping[str, LocalFile]):
@@ -194,28 +192,3 @@ def _delete_guard(n_delete: int, n_remote: int, n_local: int, rules: Rules) -> s
                 f"or pass --max-delete 100% if this is intended")
     return (f"{n_delete} deletes exceed --max-delete {rules.max_delete} ({cap} of {n_local} local files), so "
             f"nothing was deleted; check the prefix, or raise --max-delete if this is intended")
-
-
-# By default a pass may delete half the folder, and always 10 files: removing one repo of several
-# from a shared prefix goes through, while a prefix that points elsewhere (every path changes) does not.
-DEFAULT_MAX_DELETE = "50%"
-DEFAULT_DELETE_FLOOR = 10
-
-
-def default_max_delete(n_local: int) -> int:
-    """The cap on deletes when `--max-delete` is not given."""
-    return max(DEFAULT_DELETE_FLOOR, max_delete_count(DEFAULT_MAX_DELETE, n_local))
-
-
-def max_delete_count(spec: str | None, n_total: int) -> int | None:
-    """Turn `--max-delete N|P%` into a file count for `n_total` files (None: no cap).
-
-    A percentage rounds up, so any share above 0 % allows at least one delete.
-    """
-    if spec is None:
-        return None
-    spec = spec.strip()
-    if spec.endswith("%"):
-        # Decimal keeps 10 % of 70 at exactly 7, where binary floats would round it up to 8.
-        return math.ceil(Decimal(spec[:-1]) * n_total / 100)
-    return int(spec)

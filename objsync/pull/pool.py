@@ -16,7 +16,7 @@ from typing import Iterable, Iterator, Sequence
 
 import psutil
 
-from objsync.model import Fetch, FetchResult
+from objsync.model import FetchResult, Job
 from objsync.pull.fetch import WriteOptions, run_batch
 from objsync.s3.bucket import Bucket
 from objsync.s3.config import RemoteConfig
@@ -70,16 +70,16 @@ def _read(path: str) -> str:
         return fh.read()
 
 
-def batches(tasks: Iterable[Fetch], batch_files: int, batch_bytes: int) -> Iterator[tuple[Fetch, ...]]:
-    """Group tasks so that a batch has at most `batch_files` tasks and about `batch_bytes` of data."""
-    batch: list[Fetch] = []
+def batches(jobs: Iterable[Job], batch_files: int, batch_bytes: int) -> Iterator[tuple[Job, ...]]:
+    """Group jobs so that a batch has at most `batch_files` jobs and about `batch_bytes` of data."""
+    batch: list[Job] = []
     size = 0
-    for task in tasks:
-        if batch and (len(batch) >= batch_files or size + task.size > batch_bytes):
+    for job in jobs:
+        if batch and (len(batch) >= batch_files or size + job.fetch.size > batch_bytes):
             yield tuple(batch)
             batch, size = [], 0
-        batch.append(task)
-        size += task.size
+        batch.append(job)
+        size += job.fetch.size
     if batch:
         yield tuple(batch)
 
@@ -96,7 +96,7 @@ class _Worker:
         self.opts = opts
         self.threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch")
 
-    def run(self, batch: Sequence[Fetch], cancelled=None) -> list[FetchResult]:
+    def run(self, batch: Sequence[Job], cancelled=None) -> list[FetchResult]:
         return run_batch(self.reader, self.opts, batch, lambda fn, items: list(self.threads.map(fn, items)),
                          cancelled)
 
@@ -105,15 +105,16 @@ class _Worker:
         self.reader.close()
 
 
-def _init_worker(remote: RemoteConfig, opts: WriteOptions, threads: int) -> None:
+def _init_worker(remote: RemoteConfig, opts: WriteOptions, threads: int, pids) -> None:
     global _worker
+    pids.put(os.getpid())  # so that the coordinator can kill a worker stuck past the grace period
     # The coordinator decides when to stop; a Ctrl-C on the terminal must not kill workers mid-write.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _worker = _Worker(remote, opts, threads)
 
 
-def _run_batch(batch: Sequence[Fetch]) -> list[FetchResult]:
+def _run_batch(batch: Sequence[Job]) -> list[FetchResult]:
     assert _worker is not None
     return _worker.run(batch)
 
@@ -144,6 +145,7 @@ class Pool:
     def __init__(self, remote: RemoteConfig, opts: WriteOptions, cfg: PoolConfig) -> None:
         self.remote, self.opts, self.cfg = remote, opts, cfg
         self._executor: ProcessPoolExecutor | None = None
+        self._pids = None  # worker PIDs, reported by each worker as it starts
         self._lanes: ThreadPoolExecutor | None = None
         self._spare: "queue.SimpleQueue[_Worker]" = queue.SimpleQueue()
         self._inline: list[_Worker] = []
@@ -154,10 +156,11 @@ class Pool:
             self._start_lanes()
         elif self._executor is None:
             ctx = multiprocessing.get_context("forkserver")
+            self._pids = ctx.SimpleQueue()
             ctx.set_forkserver_preload(["objsync.pull.pool"])
             self._executor = ProcessPoolExecutor(
                 max_workers=self.cfg.workers, mp_context=ctx,
-                initializer=_init_worker, initargs=(self.remote, self.opts, self.cfg.threads))
+                initializer=_init_worker, initargs=(self.remote, self.opts, self.cfg.threads, self._pids))
             # Ask every process to start (and build its client) before any real work arrives.
             for _ in range(self.cfg.workers):
                 self._executor.submit(os.getpid)
@@ -173,24 +176,24 @@ class Pool:
             self._lanes = ThreadPoolExecutor(max_workers=self.LANES, thread_name_prefix="lane")
         return self._lanes
 
-    def _run_in_lane(self, batch: Sequence[Fetch], cancelled) -> list[FetchResult]:
+    def _run_in_lane(self, batch: Sequence[Job], cancelled) -> list[FetchResult]:
         worker = self._spare.get()
         try:
             return worker.run(batch, cancelled)
         finally:
             self._spare.put(worker)
 
-    def run(self, tasks: Sequence[Fetch], stop: threading.Event | None = None) -> Iterator[list[FetchResult]]:
-        """Run tasks; yield each batch's results as it completes.
+    def run(self, jobs: Sequence[Job], stop: threading.Event | None = None) -> Iterator[list[FetchResult]]:
+        """Run jobs; yield each batch's results as it completes.
 
         Once `stop` is set no new batch starts; running ones get `STOP_GRACE` seconds to finish.
         Then worker processes are killed (the coordinator's next clean-up removes their temp
         files), and in-process lanes drop the transfers still running.
         """
-        if not tasks:
+        if not jobs:
             return
-        groups = batches(tasks, self.cfg.batch_files, self.cfg.batch_bytes)
-        if self._executor is None and (self.cfg.workers <= 0 or len(tasks) <= self.cfg.inline_max):
+        groups = batches(jobs, self.cfg.batch_files, self.cfg.batch_bytes)
+        if self._executor is None and (self.cfg.workers <= 0 or len(jobs) <= self.cfg.inline_max):
             lanes, cancelled = self._start_lanes(), (_after_grace(stop) if stop is not None else None)
             submit, limit = (lambda group: lanes.submit(self._run_in_lane, group, cancelled)), self.LANES
         else:
@@ -233,8 +236,11 @@ class Pool:
         """Kill the worker processes now; used when a stop request outlasts the grace period."""
         if self._executor is None:
             return
-        for proc in list(getattr(self._executor, "_processes", {}).values()):
-            proc.kill()
+        while not self._pids.empty():
+            try:
+                os.kill(self._pids.get(), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._executor = None
 

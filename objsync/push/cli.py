@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from objsync.pull.config import parse_max_delete
+from objsync.deletecap import parse_max_delete
 
 
 def register(subparsers) -> None:

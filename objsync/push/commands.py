@@ -12,9 +12,12 @@ from pathlib import Path
 from objsync.paths import Filter, split_patterns
 from objsync.push.envs import Environment, ProjectConfig, git, git_root, load_project, resolve_commit, resolve_repo
 from objsync.push.plan import PushRules
-from objsync.push.publish import Report, Target, promote, publish
+from objsync.push.promote import promote
+from objsync.push.publish import publish
 from objsync.push.source import scan_source
-from objsync.s3.config import RemoteConfig, make_client
+from objsync.push.target import Report, Target
+from objsync.s3.bucket import Bucket
+from objsync.s3.config import RemoteConfig, endpoint_from_env, region_from_env
 
 log = logging.getLogger("objsync")
 
@@ -27,8 +30,8 @@ def push_command(args: argparse.Namespace, env: dict[str, str], parser: argparse
 
         log.info("rolling back repo %r (from %s) in %s (%s) to version %s", target.repo, origin, target.env,
                  target.url(target.folder), args.rollback)
-        return _finish(rollback(make_client(target.remote), target, args.rollback, threads=args.threads,
-                                dry_run=args.dry_run), args)
+        with _bucket(target) as bucket:
+            return _finish(rollback(bucket, target, args.rollback, threads=args.threads, dry_run=args.dry_run), args)
     source = project.source_dir(args.source, cwd)
     if not source.is_dir():
         parser.error(f"source folder {source} does not exist; pass --source DIR"
@@ -47,9 +50,9 @@ def push_command(args: argparse.Namespace, env: dict[str, str], parser: argparse
     commit = resolve_commit(env, lambda: git(cwd, "rev-parse", "HEAD"))
     rules = PushRules(allow_empty=args.allow_empty, max_delete=args.max_delete)
     try:
-        report = publish(make_client(target.remote), target, scan.files, rules, commit=commit,
-                         threads=args.threads, dry_run=args.dry_run, compile_check=args.compile_check,
-                         source_root=shown)
+        with _bucket(target) as bucket:
+            report = publish(bucket, target, scan.files, rules, commit=commit, threads=args.threads,
+                             dry_run=args.dry_run, compile_check=args.compile_check, source_root=shown)
     except KeyboardInterrupt:
         log.warning("interrupted; the manifest was not written, so it still names the previous version")
         return 130
@@ -62,8 +65,8 @@ def promote_command(args: argparse.Namespace, env: dict[str, str], parser: argpa
              src.url(src.folder), dst.env, dst.url(dst.folder))
     rules = PushRules(allow_empty=args.allow_empty, max_delete=args.max_delete)
     try:
-        report = promote(make_client(src.remote), src, make_client(dst.remote), dst, rules,
-                         threads=args.threads, dry_run=args.dry_run)
+        with _bucket(src) as src_bucket, _bucket(dst) as dst_bucket:
+            report = promote(src_bucket, src, dst_bucket, dst, rules, threads=args.threads, dry_run=args.dry_run)
     except KeyboardInterrupt:
         log.warning("interrupted; the manifest of %s was not written, so it still names the previous version",
                     dst.env)
@@ -88,10 +91,14 @@ def _setup(args: argparse.Namespace, env: dict[str, str], parser: argparse.Argum
 def _remote(environment: Environment, env: dict[str, str], threads: int) -> RemoteConfig:
     """The environment's endpoint and region, else the AWS_* variables boto3 would use."""
     return RemoteConfig(
-        endpoint_url=environment.endpoint_url or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
-        region=environment.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        endpoint_url=environment.endpoint_url or endpoint_from_env(env),
+        region=environment.region or region_from_env(env),
         max_pool_connections=threads + 8,  # large files add a few part uploads of their own
     )
+
+
+def _bucket(target: Target) -> Bucket:
+    return Bucket(target.remote, target.bucket)
 
 
 def _finish(report: Report, args: argparse.Namespace) -> int:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+from objsync.deletecap import max_delete_count
 from objsync.manifest import FileEntry, Manifest
 from objsync.model import RemoteObject
-from objsync.pull.plan import max_delete_count
 from objsync.s3.etag import is_md5_etag
 
 

@@ -1,295 +1,220 @@
-"""One bucket: listing and reading, through boto3 or a lean fast path. No local paths here."""
+"""One bucket behind one interface. Which transport carries a request is decided here, never by a caller.
+
+Listings and GETs take the fast path (objsync.s3.fast) when it can be used, with one attempt each;
+anything but a complete answer is repeated through the boto3 client (objsync.s3.boto), whose
+standard retry mode then applies. Writes, HEADs, copies and deletes always go through boto3.
+"""
 
 from __future__ import annotations
 
+import copy
 import threading
-from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
-from urllib.parse import urlsplit
+from concurrent.futures import ThreadPoolExecutor
+from typing import BinaryIO, Callable, Sequence
 
 from objsync.model import RemoteObject
-from objsync.s3.config import RemoteConfig, make_client, make_session, parse_timestamp, resolve_region
-from objsync.s3.curl import Get, Reply, TransferConfig, Transfers
-from objsync.s3.sigv4 import Credentials, amz_date, encode_path, encode_query, sign_get
+from objsync.s3 import boto
+from objsync.s3.config import RemoteConfig, Session, make_client, make_session
+from objsync.s3.fast import FastGet, FastPath, find_route, read_info
+from objsync.s3.records import Buffer, Cancelled, ReadInfo, ReadRequest, ReadResult, Stored, Uploaded
 
 
-def list_prefix(client, bucket: str, prefix: str, page_size: int = 1000) -> Iterator[RemoteObject]:
-    """Yield every object under `prefix`, page by page, as RemoteObject records."""
-    paginator = client.get_paginator("list_objects_v2")
-    pages = paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size})
-    for page in pages:
-        for item in page.get("Contents", ()):
-            yield _listed(item["Key"], item.get("ETag", ""), item.get("Size", 0), item["LastModified"])
+class _Links:
+    """What a Bucket does not share with its siblings: fast-path connections, boto3 client, threads."""
 
+    def __init__(self, cfg: RemoteConfig, session: Session) -> None:
+        self._cfg, self._session = cfg, session
+        self._fast: FastPath | None = None
+        self._client = None
+        self._threads: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
 
-def _listed(key: str, etag: str, size, last_modified) -> RemoteObject:
-    """A listing entry as a record; Last-Modified is kept to the millisecond S3 reports."""
-    return RemoteObject(key=key, etag=etag.strip('"'), size=int(size or 0),
-                        mtime_ns=round(last_modified.timestamp() * 1000) * 1_000_000)
+    def fast(self, route) -> FastPath:
+        with self._lock:
+            if self._fast is None:
+                self._fast = FastPath(route)
+            return self._fast
 
+    def client(self):
+        """The boto3 client, built on first use: a pass that never falls back never pays for it."""
+        with self._lock:
+            if self._client is None:
+                self._client = make_client(self._cfg, self._session)
+            return self._client
 
-@dataclass(frozen=True, slots=True)
-class ReadInfo:
-    """What the server said about an object it sent: length, ETag and server-side encryption."""
+    def threads(self) -> ThreadPoolExecutor:
+        """Threads for the reads that go through boto3, which blocks on each one."""
+        with self._lock:
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(max(1, self._cfg.concurrency), thread_name_prefix="s3-read")
+            return self._threads
 
-    size: int
-    etag: str
-    sse: str | None
-
-
-def read_object(client, bucket: str, key: str, etag: str, sink, chunk_size: int = 1 << 20,
-                version_id: str | None = None) -> ReadInfo:
-    """Stream one object into `sink(bytes)`; If-Match makes a concurrent overwrite fail, not mix."""
-    kwargs = {"Bucket": bucket, "Key": key}
-    if etag:
-        kwargs["IfMatch"] = f'"{etag}"'
-    if version_id:
-        kwargs["VersionId"] = version_id
-    response = client.get_object(**kwargs)
-    body = response["Body"]
-    try:
-        for chunk in body.iter_chunks(chunk_size):
-            sink(chunk)
-    finally:
-        body.close()
-    return ReadInfo(
-        size=int(response.get("ContentLength", -1)),
-        etag=str(response.get("ETag", "")).strip('"'),
-        sse=response.get("ServerSideEncryption"),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class ReadRequest:
-    """One object to read in a batch: key, expected ETag, optional version and where the bytes go."""
-
-    key: str
-    etag: str
-    sink: Callable[[bytes], object]
-    version_id: str | None = None
+    def close(self) -> None:
+        with self._lock:
+            fast, threads, self._fast, self._threads = self._fast, self._threads, None, None
+        if threads is not None:
+            threads.shutdown(wait=True, cancel_futures=True)
+        if fast is not None:
+            fast.close()
 
 
 class Bucket:
-    """One bucket through one client: listing and reading, each with a lean fast path.
+    """One bucket through one session: list, read, head, put, upload, copy and delete.
 
-    boto3 spends about a millisecond of CPU per request on events, endpoint rules and response
-    parsing; for a DAG folder of small files that is most of the work. The fast path signs with
-    objsync.s3.sigv4 (checked against botocore's signer) and runs many GETs at once on libcurl
-    (objsync.s3.curl), making exactly one attempt each: any answer but a complete 200 (or any error)
-    hands the request to the boto3 client, whose standard retry mode then applies.
+    `fallbacks` counts the requests that the fast path handed to boto3.
     """
 
-    def __init__(self, cfg: RemoteConfig, name: str, session=None) -> None:
+    def __init__(self, cfg: RemoteConfig, name: str, session: Session | None = None) -> None:
         self.name = name
         self.fallbacks = 0
         self._cfg = cfg
         self._session = session or make_session(cfg)
-        self._client = None
-        self._transfers = None
-        self._lock = threading.Lock()
-        self._setup(cfg, name)
+        self._links = _Links(cfg, self._session)
+        self._route = find_route(cfg, name, self._session, self._links.client)
 
     def sibling(self) -> "Bucket":
         """Another reader of the same bucket with its own connections, sharing this one's session
-        and addressing (on AWS, finding the addressing builds a whole client)."""
-        twin = object.__new__(Bucket)
-        twin.__dict__.update(self.__dict__)
-        twin.fallbacks, twin._client, twin._transfers, twin._lock = 0, None, None, threading.Lock()
+        and route (on AWS, finding the route builds a whole client)."""
+        twin = copy.copy(self)
+        twin.fallbacks = 0
+        twin._links = _Links(self._cfg, self._session)
         return twin
 
-    def _setup(self, cfg: RemoteConfig, name: str) -> None:
-        credentials = self._session.get_credentials()
-        endpoint = cfg.effective_endpoint()
-        self._fast = cfg.fast_get and credentials is not None and _no_proxy_for(endpoint or "https://s3.amazonaws.com")
-        if not self._fast:
-            return
-        if endpoint:
-            # A custom endpoint is addressed path-style (see make_client), so no client is needed yet.
-            parts = urlsplit(endpoint)
-            self._bucket_path = f"/{name}"
-            self._region = resolve_region(cfg, self._session)
-        else:
-            # AWS: let botocore resolve the addressing (virtual host, region, FIPS...) once.
-            probe = self.client.generate_presigned_url("get_object", Params={"Bucket": name, "Key": "k"})
-            parts = urlsplit(probe)
-            self._bucket_path = parts.path[:-2]  # '/bucket' (path style) or '' (virtual host)
-            self._region = self.client.meta.region_name
-        self._origin = f"{parts.scheme}://{parts.netloc}"
-        self._host = _host_header(parts)
-        self._credentials = credentials
-        self._transfer_cfg = TransferConfig(connect_timeout=cfg.connect_timeout, read_timeout=cfg.read_timeout,
-                                            verify=cfg.verify is not False,
-                                            ca_file=_ca_file(cfg, self._session) if parts.scheme == "https" else None)
+    def close(self) -> None:
+        """Close the fast path's connections and the read threads."""
+        self._links.close()
 
-    @property
-    def client(self):
-        """The boto3 client, built on first use: a pass that never falls back never pays for it."""
-        if self._client is None:
-            self._client = make_client(self._cfg, self._session)
-        return self._client
+    def __enter__(self) -> "Bucket":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- listing --------------------------------------------------------------------------------
 
     def list(self, prefix: str) -> list[RemoteObject]:
         """Every object under `prefix`, in the server's order."""
-        if self._fast:
-            found = self._list_fast(prefix)
+        if self._route is not None:
+            found = self._links.fast(self._route).list(prefix)
             if found is not None:
-                return found
+                return found[0]
             self.fallbacks += 1
-        return list(list_prefix(self.client, self.name, prefix))
-
-    def read(self, key: str, etag: str, size: int, sink, version_id: str | None = None) -> ReadInfo:
-        """Deliver the object's bytes (of one version, when given) to `sink`; errors are botocore's.
-
-        The fast attempt is held in memory until it is complete, so `sink` never sees the bytes of
-        an attempt that failed half-way; large objects belong with read_many and a sink that can
-        be thrown away.
-        """
-        if self._fast:
-            chunks: list[bytes] = []
-            (info,) = self.read_many([ReadRequest(key, etag, chunks.append, version_id)])
-            if info is not None:
-                for chunk in chunks:
-                    sink(chunk)
-                return info
-        return self.read_slow(key, etag, sink, version_id)
-
-    def read_slow(self, key: str, etag: str, sink, version_id: str | None = None) -> ReadInfo:
-        """Read through the boto3 client alone, with its retries and its errors."""
-        return read_object(self.client, self.name, key, etag, sink, version_id=version_id)
-
-    def read_many(self, requests: Sequence[ReadRequest],
-                  cancelled: Callable[[], bool] | None = None) -> list[ReadInfo | None]:
-        """Read many objects at once on the fast path; None marks one to repeat with read_slow.
-
-        A None request may have delivered some bytes to its sink before failing (or being cancelled).
-        """
-        if not self._fast:
-            return [None] * len(requests)
-        gets = []
-        identity = self._identity()
-        for r in requests:
-            query = encode_query({"versionId": r.version_id}) if r.version_id else ""
-            headers = {"If-Match": f'"{r.etag}"'} if r.etag else None
-            gets.append(self._signed(identity, self._bucket_path + encode_path("/" + r.key), query, headers, r.sink))
-        replies = self._run(gets, cancelled)
-        out: list[ReadInfo | None] = []
-        for reply in replies:
-            if reply.ok:
-                out.append(ReadInfo(size=int(reply.headers.get("content-length", -1)),
-                                    etag=reply.headers.get("etag", "").strip('"'),
-                                    sse=reply.headers.get("x-amz-server-side-encryption")))
-            else:
-                self.fallbacks += 1
-                out.append(None)
-        return out
-
-    def _identity(self) -> tuple[Credentials, str]:
-        """Credentials and a timestamp for one batch of requests: SigV4 accepts minutes of skew,
-        and refreshing credentials take a lock, so neither is fetched per request."""
-        frozen = self._credentials.get_frozen_credentials()
-        return Credentials(frozen.access_key, frozen.secret_key, frozen.token), amz_date()
-
-    def _signed(self, identity: tuple[Credentials, str], path: str, query: str, headers: dict | None, sink) -> Get:
-        creds, timestamp = identity
-        lines = sign_get(creds, self._region, self._host, path, query, headers, timestamp)
-        lines.append(f"Host: {self._host}")  # exactly the signed value, whatever the URL's spelling
-        return Get(self._origin + path + (f"?{query}" if query else ""), lines, sink)
-
-    def _run(self, gets: list[Get], cancelled: Callable[[], bool] | None = None) -> list[Reply]:
-        with self._lock:
-            if self._transfers is None:
-                self._transfers = Transfers(self._cfg.concurrency, self._transfer_cfg)
-            return self._transfers.run(gets, cancelled)
-
-    def _list_fast(self, prefix: str, folders: list[str] | None = None) -> list[RemoteObject] | None:
-        import io
-        import xml.etree.ElementTree as ET
-
-        from botocore.compat import unquote_str
-
-        ns = "{http://s3.amazonaws.com/doc/2006-03-01/}"
-        out: list[RemoteObject] = []
-        token = None
-        while True:
-            params = {"list-type": "2", "prefix": prefix, "encoding-type": "url", "max-keys": "1000"}
-            if folders is not None:
-                params["delimiter"] = "/"  # one level: sub-folders come back in `folders`
-            if token:
-                params["continuation-token"] = token
-            body = io.BytesIO()
-            (reply,) = self._run([self._signed(self._identity(), self._bucket_path or "/", encode_query(params), None,
-                                               body.write)])
-            if not reply.ok:
-                return None
-            try:
-                root = ET.fromstring(body.getvalue())
-                out += [_listed(unquote_str(item.findtext(ns + "Key")), item.findtext(ns + "ETag") or "",
-                                item.findtext(ns + "Size"), parse_timestamp(item.findtext(ns + "LastModified")))
-                        for item in root.iter(ns + "Contents")]
-                if folders is not None:
-                    folders += [unquote_str(p.findtext(ns + "Prefix")) for p in root.iter(ns + "CommonPrefixes")]
-                token = root.findtext(ns + "NextContinuationToken")
-                truncated = root.findtext(ns + "IsTruncated") == "true"
-            except (ET.ParseError, TypeError, ValueError):
-                return None  # botocore's parser gets a chance, and reports what is wrong
-            if not truncated:
-                return out
-            if not token:
-                return None
-
-    def close(self) -> None:
-        """Close the fast path's connections."""
-        with self._lock:
-            if self._transfers is not None:
-                self._transfers.close()
-                self._transfers = None
-
-    # -- one level of a prefix (manifest mode finds the top-level folders that have no manifest) -------
+        return list(boto.list_prefix(self._links.client(), self.name, prefix))
 
     def list_level(self, prefix: str) -> tuple[list[RemoteObject], list[str]]:
         """The objects directly under `prefix` and the sub-folders ('prefix/name/'), with Delimiter='/'."""
-        if self._fast:
-            folders: list[str] = []
-            found = self._list_fast(prefix, folders)
+        if self._route is not None:
+            found = self._links.fast(self._route).list(prefix, level=True)
             if found is not None:
-                return found, folders
+                return found
             self.fallbacks += 1
-        return list_level(self.client, self.name, prefix)
+        return boto.list_level(self._links.client(), self.name, prefix)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def read(self, key: str, etag: str, size: int, sink: Callable[[bytes], object],
+             version_id: str | None = None) -> ReadInfo:
+        """Deliver the object's bytes (of one version, when given) to `sink`; errors are botocore's.
+
+        The fast attempt is held in memory until it is complete, so `sink` never sees the bytes of
+        an attempt that failed half-way; large objects belong with read_many.
+        """
+        if self._route is not None:
+            held = Buffer()
+            (reply,) = self._links.fast(self._route).get([FastGet(key, etag, version_id, held.write)])
+            if reply.ok:
+                for chunk in held.chunks:
+                    sink(chunk)
+                return read_info(reply)
+            self.fallbacks += 1
+        return boto.read_object(self._links.client(), self.name, key, etag, sink, version_id=version_id)
+
+    def read_many(self, requests: Sequence[ReadRequest],
+                  cancelled: Callable[[], bool] | None = None) -> list[ReadResult]:
+        """Read many objects at once; results in the order of `requests`.
+
+        Each read gets one attempt on the fast path, then goes through boto3 into a fresh sink; a
+        failed attempt's sink is discarded. A read whose sink raised (a full disk) is not repeated.
+        Once `cancelled()` is true, reads not yet complete end with Cancelled.
+        """
+        results: list[ReadResult | None] = [None] * len(requests)
+        again = range(len(requests))
+        if self._route is not None:
+            again = self._read_fast(requests, results, cancelled)
+        if again:
+            for i, result in zip(again, self._links.threads().map(
+                    lambda i: _read_slow(self._links.client(), self.name, requests[i], cancelled), again)):
+                results[i] = result
+        return results
+
+    def _read_fast(self, requests: Sequence[ReadRequest], results: list, cancelled) -> list[int]:
+        """One attempt each on the fast path; the indexes of the reads to repeat through boto3."""
+        sinks = {}
+        for i, r in enumerate(requests):
+            try:
+                sinks[i] = r.open_sink()
+            except Exception as exc:
+                results[i] = ReadResult(error=exc)
+        gets = [FastGet(requests[i].key, requests[i].etag, requests[i].version_id, s.write) for i, s in sinks.items()]
+        replies = self._links.fast(self._route).get(gets, cancelled)
+        stopped = cancelled is not None and cancelled()
+        again = []
+        for (i, sink), reply in zip(sinks.items(), replies):
+            if reply.ok:
+                results[i] = ReadResult(read_info(reply), sink)
+                continue
+            sink.discard()
+            if reply.raised is not None:
+                results[i] = ReadResult(error=reply.raised)
+            elif stopped:
+                results[i] = ReadResult(error=Cancelled("stopped before the read finished"))
+            else:
+                again.append(i)
+        self.fallbacks += len(again)
+        return again
+
+    def open(self, key: str, etag: str = "", version_id: str | None = None) -> BinaryIO:
+        """The object's body as a stream, for copying without holding it; close it after use."""
+        return boto.open_object(self._links.client(), self.name, key, etag, version_id)
+
+    def head(self, key: str, etag: str = "", version_id: str | None = None) -> Stored:
+        """What the bucket holds at `key`; a missing object raises (see objsync.s3.errors.is_missing)."""
+        return boto.head_object(self._links.client(), self.name, key, etag, version_id)
+
+    def versioning(self) -> str | None:
+        """'Enabled', 'Suspended', or None for a bucket that never kept versions."""
+        return boto.versioning(self._links.client(), self.name)
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def put(self, key: str, body: bytes, content_type: str | None = None) -> Stored:
+        """Store `body` at `key` with Content-MD5, so the server refuses bytes damaged on the way."""
+        return boto.put_object(self._links.client(), self.name, key, body, content_type)
+
+    def upload(self, key: str, fileobj: BinaryIO, size: int) -> Uploaded:
+        """A multipart upload of `size` bytes with a fixed part size, so the ETag of what was sent is known."""
+        return boto.upload(self._links.client(), self.name, key, fileobj, size)
+
+    def copy(self, key: str, src_bucket: str, src_key: str, etag: str = "", version_id: str | None = None) -> Stored:
+        """A server-side copy of one version, or of the current object only while its ETag is `etag`."""
+        return boto.copy_object(self._links.client(), self.name, key, src_bucket, src_key, etag, version_id)
+
+    def delete(self, keys: Sequence[str]) -> list[tuple[str, str]]:
+        """Delete `keys` in batches; (key, why) for each one that was not deleted."""
+        return boto.delete_objects(self._links.client(), self.name, keys)
 
 
-def list_level(client, bucket: str, prefix: str) -> tuple[list[RemoteObject], list[str]]:
-    """The objects directly under `prefix` and its sub-folder prefixes, through the boto3 client."""
-    objects: list[RemoteObject] = []
-    folders: list[str] = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
-        objects += [_listed(item["Key"], item.get("ETag", ""), item.get("Size", 0), item["LastModified"])
-                    for item in page.get("Contents", ())]
-        folders += [p["Prefix"] for p in page.get("CommonPrefixes", ())]
-    return objects, folders
-
-
-def _ca_file(cfg: RemoteConfig, session) -> str | None:
-    """The CA bundle the client would use: the configured path, else AWS_CA_BUNDLE, else certifi's."""
-    from botocore.httpsession import get_cert_path
-
-    if isinstance(cfg.verify, str):
-        return cfg.verify
-    return session._session.get_config_variable("ca_bundle") or get_cert_path(True)
-
-
-def _host_header(parts) -> str:
-    """The Host value botocore signs: lower-case name, IPv6 in brackets, port only when not the default."""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    if parts.port is not None and parts.port != {"http": 80, "https": 443}.get(parts.scheme):
-        host = f"{host}:{parts.port}"
-    return host
-
-
-def _no_proxy_for(url: str) -> bool:
-    """True when no HTTP proxy applies to `url`; proxied set-ups keep botocore's transport."""
-    from urllib.request import getproxies, proxy_bypass
-
-    host = urlsplit(url).hostname or ""
-    return not (getproxies() and not proxy_bypass(host))
+def _read_slow(client, bucket: str, r: ReadRequest, cancelled: Callable[[], bool] | None) -> ReadResult:
+    """One read through the boto3 client, with its retries, into a fresh sink; never raises."""
+    if cancelled is not None and cancelled():
+        return ReadResult(error=Cancelled("stopped before the read started"))
+    try:
+        sink = r.open_sink()
+    except Exception as exc:
+        return ReadResult(error=exc)
+    try:
+        info = boto.read_object(client, bucket, r.key, r.etag, sink.write, version_id=r.version_id)
+    except Exception as exc:
+        sink.discard()
+        return ReadResult(error=exc)
+    return ReadResult(info, sink)

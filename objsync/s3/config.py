@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 DEFAULT_REGION = "us-east-1"
@@ -55,8 +56,34 @@ class RemoteConfig:
         return ("https://" if self.use_ssl else "http://") + self.endpoint_url
 
 
-def make_session(cfg: RemoteConfig):
-    """A boto3 session on the default credential chain (or the named profile)."""
+@dataclass(frozen=True)
+class Session:
+    """A boto3 session and the botocore session under it, which boto3 holds privately.
+
+    Settings such as the CA bundle are read from `core`; clients are built one at a time under
+    `lock`, because a boto3 session is not safe to build clients from on two threads at once.
+    """
+
+    boto: Any
+    core: Any
+    lock: Any = field(default_factory=threading.Lock, compare=False, repr=False)
+
+    @property
+    def region(self) -> str | None:
+        """The region of the AWS config files or environment, if any."""
+        return self.boto.region_name
+
+    def credentials(self):
+        """botocore's (refreshing) credentials, or None when the chain finds none."""
+        return self.boto.get_credentials()
+
+    def ca_bundle(self) -> str | None:
+        """The CA bundle configured for the session (AWS_CA_BUNDLE or ca_bundle in the profile)."""
+        return self.core.get_config_variable("ca_bundle")
+
+
+def make_session(cfg: RemoteConfig) -> Session:
+    """A session on the default credential chain (or the named profile)."""
     import boto3
     import botocore.session
 
@@ -64,7 +91,7 @@ def make_session(cfg: RemoteConfig):
     # dateutil's general parser took most of the CPU of listing 10,000 keys; S3's ISO 8601
     # timestamps parse with the standard library, anything else falls back to botocore's parser.
     core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse_timestamp)
-    return boto3.session.Session(botocore_session=core, profile_name=cfg.profile)
+    return Session(boto3.session.Session(botocore_session=core, profile_name=cfg.profile), core)
 
 
 def parse_timestamp(value):
@@ -81,7 +108,7 @@ def parse_timestamp(value):
     return slow(value)
 
 
-def make_client(cfg: RemoteConfig, session=None):
+def make_client(cfg: RemoteConfig, session: Session | None = None):
     """Build a boto3 S3 client with standard retries and no instance-metadata call for the region."""
     from botocore.config import Config
 
@@ -98,17 +125,17 @@ def make_client(cfg: RemoteConfig, session=None):
         s3={"addressing_style": "path" if endpoint else "auto"},
         tcp_keepalive=True,
     )
-    return session.client(
-        "s3", endpoint_url=endpoint, use_ssl=cfg.use_ssl, verify=cfg.verify, config=config
-    )
+    with session.lock:
+        return session.boto.client("s3", endpoint_url=endpoint, use_ssl=cfg.use_ssl, verify=cfg.verify,
+                                   config=config)
 
 
-def resolve_region(cfg: RemoteConfig, session) -> str:
+def resolve_region(cfg: RemoteConfig, session: Session) -> str:
     """The flag, else the AWS config; with neither, us-east-1 (botocore follows AWS's redirects).
 
     Only an explicit or configured region counts, so no instance-metadata lookup is ever made.
     """
-    return cfg.region or session.region_name or DEFAULT_REGION
+    return cfg.region or session.region or DEFAULT_REGION
 
 
 def endpoint_from_env(env: Mapping[str, str]) -> str | None:

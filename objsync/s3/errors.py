@@ -25,11 +25,12 @@ def describe_error(exc: BaseException) -> str:
 
 
 def is_missing(exc: BaseException) -> bool:
-    """True when `exc` says the object (or version) does not exist."""
+    """True when `exc` says the object (or version) does not exist; a missing bucket is not that."""
     from botocore.exceptions import ClientError
 
     if not isinstance(exc, ClientError):
         return False
     code = exc.response.get("Error", {}).get("Code")
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return code in ("NoSuchKey", "NoSuchVersion", "404") or status == 404
+    # A HEAD has no body, so botocore names its error by the status alone: "404".
+    return code in ("NoSuchKey", "NoSuchVersion", "404") or (not code and status == 404)

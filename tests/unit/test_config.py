@@ -1,7 +1,6 @@
 import pytest
 
-from objsync.pull.config import parse_max_delete
-from objsync.pull.plan import max_delete_count
+from objsync.deletecap import max_delete_count, parse_max_delete
 
 
 @pytest.mark.parametrize("text", ["nan%", "NaN%", " nan % ", "inf%", "-inf%", "infinity%"])

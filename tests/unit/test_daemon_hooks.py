@@ -1,23 +1,27 @@
 import logging
+import os
 import time
 
 import pytest
 
-from objsync.daemon import loop as daemon
-from objsync.daemon.loop import HOOK_TAIL_BYTES, HOOK_TAIL_LINES, Hooks, run_hooks
+from objsync.daemon import hooks as daemon
+from objsync.daemon.hooks import HOOK_TAIL_BYTES, HOOK_TAIL_LINES, Hooks, run_hooks
 from objsync.model import PassReport
 
 
-def failed_hook_log(caplog, tmp_path, command: str) -> str:
+ENVIRON = {"PATH": os.environ["PATH"]}
+
+
+def failed_hook_log(caplog, tmp_path, command: str, environ=ENVIRON) -> str:
     with caplog.at_level(logging.ERROR, logger="objsync"):
-        run_hooks(Hooks(exec_on_change=command), PassReport(fetched=1), tmp_path)
+        run_hooks(Hooks(exec_on_change=command, environ=environ), PassReport(fetched=1), tmp_path)
     [record] = [r for r in caplog.records if "exec-on-change" in r.getMessage()]
     return record.getMessage()
 
 
-def test_a_failed_hook_logs_a_few_last_lines_and_counts_the_rest(caplog, tmp_path, monkeypatch):
-    monkeypatch.setenv("HOOK_SECRET", "hunter2")
-    msg = failed_hook_log(caplog, tmp_path, 'echo "token=$HOOK_SECRET"; seq 1000 1019; exit 3')
+def test_a_failed_hook_logs_a_few_last_lines_and_counts_the_rest(caplog, tmp_path):
+    msg = failed_hook_log(caplog, tmp_path, 'echo "token=$HOOK_SECRET"; seq 1000 1019; exit 3',
+                          ENVIRON | {"HOOK_SECRET": "hunter2"})
     assert "hunter2" not in msg and "HOOK_SECRET" not in msg
     kept = "\n".join(str(n) for n in range(1020 - HOOK_TAIL_LINES, 1020))
     left_out = len("token=hunter2\n") + 20 * 5 - len(kept)
@@ -46,5 +50,19 @@ def test_a_child_left_running_does_not_hold_the_hook_open(caplog, tmp_path, monk
 @pytest.mark.parametrize("command", ["true", "echo fine"])
 def test_a_succeeding_hook_logs_nothing(caplog, tmp_path, command):
     with caplog.at_level(logging.ERROR, logger="objsync"):
-        run_hooks(Hooks(exec_on_change=command), PassReport(fetched=1), tmp_path)
+        run_hooks(Hooks(exec_on_change=command, environ=ENVIRON), PassReport(fetched=1), tmp_path)
     assert not caplog.records
+
+
+def test_the_hook_runs_in_the_environment_it_was_given_plus_the_counts(tmp_path, monkeypatch):
+    monkeypatch.setenv("NOT_PASSED_ON", "x")  # objsync's own environment reaches a hook only through the CLI
+    out = tmp_path / "env"
+    hooks = Hooks(exec_on_change=f"env > {out}", environ=ENVIRON | {"GIVEN": "yes"})
+    run_hooks(hooks, PassReport(fetched=2, deleted=1), tmp_path / "d")
+    seen = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
+    assert seen["GIVEN"] == "yes" and "NOT_PASSED_ON" not in seen
+    assert (seen["OBJSYNC_FETCHED"], seen["OBJSYNC_DELETED"], seen["OBJSYNC_DEST"]) == ("2", "1", str(tmp_path / "d"))
+
+
+def test_the_environment_stays_out_of_the_repr():
+    assert "hunter2" not in repr(Hooks(exec_on_change="true", environ={"AWS_SECRET_ACCESS_KEY": "hunter2"}))

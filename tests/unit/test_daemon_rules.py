@@ -2,9 +2,9 @@ import random
 
 import pytest
 
-from objsync.cli import apply_env_defaults, build_parser
+from objsync.cli import parse_args
+from objsync.daemon.config import parse_addr
 from objsync.daemon.loop import BACKOFF_CAP, health_after, next_delay
-from objsync.daemon.status import parse_addr
 from objsync.pull.config import parse_duration
 
 
@@ -47,30 +47,29 @@ def test_status_addresses(addr, expected):
     assert parse_addr(addr) == expected
 
 
-@pytest.mark.parametrize("addr", ["8087", "host:", ":99999", "nonsense"])
+@pytest.mark.parametrize("addr", ["8087", "host:", ":99999", "nonsense", ":\u00b2"])
 def test_bad_status_addresses(addr):
     with pytest.raises(ValueError):
         parse_addr(addr)
 
 
 def test_objinsync_flags_parse_with_the_same_meaning():
-    args = build_parser().parse_args(["pull", "-o", "-i", "10s", "-e", "a/**,b", "-e", "c", "--scratch",
-                                      "-m", "0644", "--s3-endpoint", "http://minio:9000", "--disable-ssl",
-                                      "-s", ":9090", "s3://b/p", "/dags"])
+    args, _ = parse_args(["pull", "-o", "-i", "10s", "-e", "a/**,b", "-e", "c", "--scratch",
+                                 "-m", "0644", "--s3-endpoint", "http://minio:9000", "--disable-ssl",
+                                 "-s", ":9090", "s3://b/p", "/dags"], {})
     assert (args.once, args.interval, args.exclude, args.scratch) == (True, 10.0, ["a/**,b", "c"], True)
     assert (args.default_file_mode, args.endpoint_url, args.disable_ssl, args.status_addr) == (
         0o644, "http://minio:9000", True, ":9090")
 
 
 def test_objinsync_defaults():
-    args = build_parser().parse_args(["pull", "s3://b/p", "/dags"])
+    args, _ = parse_args(["pull", "s3://b/p", "/dags"], {})
     assert (args.once, args.interval, args.status_addr, args.default_file_mode) == (False, 5.0, ":8087", 0o664)
 
 
 def test_environment_supplies_defaults_and_flags_win():
-    parser = build_parser()
-    apply_env_defaults(parser, {"OBJSYNC_INTERVAL": "1m", "OBJSYNC_SCRATCH": "yes", "OBJSYNC_MAX_FAILURES": "-1",
-                                "OBJSYNC_NO_FSYNC": "ignored: not a flag's dest", "OBJSYNC_FSYNC": "none"})
-    args = parser.parse_args(["pull", "s3://b", "d"])
+    env = {"OBJSYNC_INTERVAL": "1m", "OBJSYNC_SCRATCH": "yes", "OBJSYNC_MAX_FAILURES": "-1",
+           "OBJSYNC_NO_FSYNC": "ignored: not a flag's dest", "OBJSYNC_FSYNC": "none"}
+    args, _ = parse_args(["pull", "s3://b", "d"], env)
     assert (args.interval, args.scratch, args.max_failures, args.fsync) == (60.0, True, -1, "none")
-    assert parser.parse_args(["pull", "-i", "2s", "s3://b", "d"]).interval == 2.0
+    assert parse_args(["pull", "-i", "2s", "s3://b", "d"], env)[0].interval == 2.0

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from objsync.cli import build_parser
+from objsync.cli import parse_args
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "kubernetes"
 
@@ -59,6 +59,6 @@ def test_examples_exist():
 
 @pytest.mark.parametrize("argv", COMMANDS)
 def test_example_command_parses(argv):
-    args = build_parser().parse_args(argv)
+    args, _ = parse_args(argv, {})
     assert args.command == "pull"
     assert args.remote.startswith("s3://") and args.local.startswith("/")

@@ -4,18 +4,11 @@ from datetime import datetime, timezone
 
 import pytest
 
+from objsync.cli import parse_pins
 from objsync.manifest import FileEntry, Manifest
-from objsync.model import Fetch, Plan, RemoteObject
-from objsync.pull.listing import (
-    Refused,
-    Version,
-    check_pins,
-    layout_problem,
-    manifest_listing,
-    manifest_names,
-    parse_manifest,
-    refine,
-)
+from objsync.model import LocalFile, RemoteObject
+from objsync.pull.plan import plan
+from objsync.pull.versions import Refused, Version, layout_problem, manifest_listing, manifest_names, parse_manifest
 
 MD5 = "0123456789abcdef0123456789abcdef"
 
@@ -35,8 +28,8 @@ def test_manifest_names_takes_repo_json_files_only():
                                       obj(folder + "c.txt"), obj(folder + "x/y.json"), obj(folder + "-bad.json"),
                                       obj(folder + ".json")], folder)
     assert {r: o.etag for r, o in found.items()} == {"a": "1", "team-b": "2"}
-    assert sorted(k for k, _, _ in problems) == sorted(folder + n for n in ("c.txt", "x/y.json", "-bad.json", ".json"))
-    assert all(kind == "rejected" and "<repo>.json" in why for _, why, kind in problems)
+    assert sorted(p.key for p in problems) == sorted(folder + n for n in ("c.txt", "x/y.json", "-bad.json", ".json"))
+    assert all(p.kind == "rejected" and "<repo>.json" in p.error for p in problems)
 
 
 def test_layout_problems():
@@ -60,26 +53,34 @@ def test_parse_manifest_checks_repo_id_and_layout():
 
 
 def test_pins():
-    assert check_pins(["a=0123456789abcdef", "b = fedcba9876543210"]) == {
+    assert dict(parse_pins(["a=0123456789abcdef", "b = fedcba9876543210"])) == {
         "a": "0123456789abcdef", "b": "fedcba9876543210"}
     for bad, why in [("a", "REPO=MANIFEST_ID"), ("a=123", "manifest id"), ("../x=0123456789abcdef", "repo name")]:
         with pytest.raises(ValueError, match=why):
-            check_pins([bad])
+            parse_pins([bad])
     with pytest.raises(ValueError, match="pinned twice"):
-        check_pins(["a=0123456789abcdef", "a=fedcba9876543210"])
+        parse_pins(["a=0123456789abcdef", "a=fedcba9876543210"])
 
 
 def test_manifest_listing_names_every_file_at_the_manifest_time():
     listing = manifest_listing("p", {"b": Version("e2", manifest("b", ("z.py",))), "a": Version("e1", manifest())})
     when = int(datetime(2024, 5, 1, 12, tzinfo=timezone.utc).timestamp()) * 10**9
-    assert listing == [RemoteObject("p/a/lib/y.py", MD5 + "-2", 11, when), RemoteObject("p/a/x.py", MD5, 10, when),
-                       RemoteObject("p/b/z.py", MD5, 10, when)]
+    assert listing == [RemoteObject("p/a/lib/y.py", MD5 + "-2", 11, when, "v1", "f" * 32),
+                       RemoteObject("p/a/x.py", MD5, 10, when, "v0", "f" * 32),
+                       RemoteObject("p/b/z.py", MD5, 10, when, "v0", "f" * 32)]
 
 
-def test_refine_adds_version_and_md5_to_manifest_fetches_only():
-    fetches = (Fetch("p/a/lib/y.py", "a/lib/y.py", MD5 + "-2", 11, 0, "new"),
-               Fetch("p/plain/q.py", "plain/q.py", MD5, 3, 0, "new"))
-    p = Plan(2, fetches, (), (), (), {})
-    out = refine(p, "p/", {"a": Version("e1", manifest())})
-    assert [(f.version_id, f.md5) for f in out.fetches] == [("v1", "f" * 32), (None, "")]
-    assert refine(p, "p/", {}) is p
+def test_fetches_of_manifest_files_carry_the_version_and_md5_and_plain_ones_do_not():
+    listing = manifest_listing("p", {"a": Version("e1", manifest())}) + [RemoteObject("p/plain/q.py", MD5, 3, 0)]
+    p = plan(listing, "p/", {}, {})
+    assert {f.rel: (f.version_id, f.md5) for f in p.fetches} == {
+        "a/lib/y.py": ("v1", "f" * 32), "a/x.py": ("v0", "f" * 32), "plain/q.py": (None, "")}
+
+
+def test_a_held_repo_is_neither_fetched_nor_deleted():
+    listing = [RemoteObject("p/a/x.py", MD5, 3, 0), RemoteObject("p/b/y.py", MD5, 3, 0)]
+    local = {"a/old.py": LocalFile(1, 1), "b/old.py": LocalFile(1, 1)}
+    p = plan(listing, "p/", {}, local, held=frozenset({"a"}))
+    assert [f.rel for f in p.fetches] == ["b/y.py"]
+    assert p.deletes == ("b/old.py",)
+    assert p.skipped == {"held": 1}

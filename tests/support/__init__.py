@@ -1,4 +1,9 @@
-"""Helpers shared by the integration tests: run the real CLI and compare trees."""
+"""Helpers shared by the tests: here, running the real CLI and comparing trees (integration tests).
+
+`memory_bucket` is an S3 bucket in memory and `pulls` a pull wired on it, for the unit tests of the
+pull's orchestration. pytest puts tests/ on sys.path (the folder of tests/conftest.py), so tests in
+tests/ and tests/unit/ alike import this package as `support`.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,86 @@
+"""Repo versions as a pull reads them: which manifests a listing holds, whether one can be used, and what it names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Iterable, Mapping
+
+from objsync.layout import check_repo_name
+from objsync.manifest import TIME_FORMAT, Manifest, ManifestError
+from objsync.model import Kind, Problem, RemoteObject
+from objsync.paths import STATE_DIR, conflicts, normalize_prefix
+
+MANIFESTS = f"{STATE_DIR}/manifests/"
+MAX_MANIFEST_BYTES = 128 << 20  # about 600,000 files; a larger document is refused, not read
+
+
+class Refused(Exception):
+    """A manifest that will not be used; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """The version of one repo that passes plan from: where it came from, and the manifest."""
+
+    source: str  # the current manifest's ETag, or "pin:<id>" for a version read from history
+    manifest: Manifest
+
+
+def layout_problem(m: Manifest) -> str | None:
+    """Why the manifest's paths cannot coexist in a folder (a file that is also a folder, look-alikes), if so."""
+    found = conflicts(f.path for f in m.files)
+    if not found:
+        return None
+    c = found[min(found)]
+    if c.unicode:
+        return f"{c.other!r} and {c.path!r} differ only in Unicode normalization"
+    return f"{c.path!r} is both a file and a folder (another path is {c.other!r})"
+
+
+def parse_manifest(body: bytes, repo: str, pinned: str | None = None) -> Manifest:
+    """Validate one downloaded manifest for `repo` (and the pinned id); raises Refused."""
+    try:
+        m = Manifest.from_json(body)
+    except ManifestError as exc:
+        raise Refused(str(exc)) from None
+    if m.repo != repo:
+        raise Refused(f"it names repo {m.repo!r}, not {repo!r}")
+    if pinned is not None and m.id != pinned:
+        raise Refused(f"it holds version {m.id}, not {pinned}")
+    why = layout_problem(m)
+    if why:
+        raise Refused(why)
+    return m
+
+
+def manifest_names(listing: Iterable[RemoteObject], folder: str) -> tuple[dict[str, RemoteObject], list[Problem]]:
+    """Repo name -> manifest object for each `<repo>.json` under `folder`; anything else is a problem."""
+    found: dict[str, RemoteObject] = {}
+    problems = []
+    for obj in listing:
+        name = obj.key[len(folder):] if obj.key.startswith(folder) else ""
+        repo = name[:-5] if name.endswith(".json") else ""
+        try:
+            check_repo_name(repo)
+        except ValueError:
+            problems.append(Problem(obj.key, f"not a manifest: {MANIFESTS} holds only <repo>.json files with a "
+                                             f"valid repo name; ignored", Kind.REJECTED))
+            continue
+        found[repo] = obj
+    return found, problems
+
+
+def manifest_listing(prefix: str, versions: Mapping[str, Version]) -> list[RemoteObject]:
+    """The objects the manifests name, as a listing would show them (mtime: the manifest's time).
+
+    Each carries the manifest's VersionId and MD5, so that exactly the published bytes are read.
+    """
+    prefix = normalize_prefix(prefix)
+    out: list[RemoteObject] = []
+    for repo, version in sorted(versions.items()):
+        m = version.manifest
+        mtime_ns = int(datetime.strptime(m.created, TIME_FORMAT).replace(tzinfo=timezone.utc).timestamp()) * 10**9
+        folder = f"{prefix}{repo}/"
+        out += [RemoteObject(folder + f.path, f.etag, f.size, mtime_ns, f.version_id, f.md5) for f in m.files]
+    return out

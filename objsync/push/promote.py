@@ -1,0 +1,54 @@
+"""Promote: copy exactly the files of one environment's manifest to another, then write its manifest there."""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+from objsync import __version__
+from objsync.manifest import FileEntry, Manifest, ManifestError, Origin, now
+from objsync.push.manifests import read_manifest
+from objsync.push.plan import PushRules, Transfer, plan_push
+from objsync.push.publish import begin, finish
+from objsync.push.target import Report, Target, report
+from objsync.push.transfer import copy
+from objsync.s3.bucket import Bucket
+from objsync.s3.errors import describe_error
+
+
+def promote(src_bucket: Bucket, src: Target, dst_bucket: Bucket, dst: Target, rules: PushRules = PushRules(), *,
+            threads: int = 16, dry_run: bool = False) -> Report:
+    """Copy exactly the files of the source manifest to the destination, delete stale ones, write its manifest."""
+    started = time.monotonic()
+    if (src.remote.effective_endpoint(), src.bucket, src.folder) == (dst.remote.effective_endpoint(), dst.bucket, dst.folder):
+        return report("promote", dst, started, errors=[(dst.url(dst.folder), f"{src.env} and {dst.env} are the "
+                                                        f"same location; promote between two environments")])
+    try:
+        source = read_manifest(src_bucket, src.manifest_key)
+    except ManifestError as exc:
+        return report("promote", dst, started, errors=[(src.url(src.manifest_key), f"invalid manifest: {exc}")])
+    except Exception as exc:
+        return report("promote", dst, started, errors=[(src.url(src.manifest_key), describe_error(exc))])
+    if source is None:
+        return report("promote", dst, started, errors=[(src.url(src.manifest_key), (
+            f"no manifest for repo {src.repo!r} in {src.env}; push it first with `objsync push {src.env}`"))])
+    if source.repo != src.repo:
+        return report("promote", dst, started, errors=[(src.url(src.manifest_key), (
+            f"the manifest names repo {source.repo!r}, not {src.repo!r}; it was copied or altered by hand"))])
+    begun = begin(dst_bucket, dst, "promote", started)
+    if isinstance(begun, Report):
+        return begun
+    listing, previous = begun
+    p = plan_push(source.files, listing, dst.folder, previous, rules)
+    if p.blocked:
+        return report("promote", dst, started, p, errors=[(dst.url(dst.folder), p.blocked)])
+    origin = Origin(src.env, str(src.location), source.id)
+    server_side = src.remote.effective_endpoint() == dst.remote.effective_endpoint()
+
+    def build(published: Sequence[FileEntry]) -> Manifest:
+        return Manifest(dst.repo, tuple(published), source.commit, now(), __version__, origin)
+
+    def transfer(t: Transfer) -> FileEntry:
+        return copy(src_bucket, src.folder + t.file.path, dst_bucket, t, server_side)
+
+    return finish("promote", dst_bucket, dst, p, transfer, build, previous, threads, dry_run, started)

@@ -1,0 +1,93 @@
+"""What `objsync pull` does once its arguments are parsed: one pass with its output, or the daemon."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from typing import Sequence
+
+from objsync.daemon.config import DaemonConfig
+from objsync.daemon.hooks import run_hooks
+from objsync.daemon.serve import serve
+from objsync.daemon.signals import Signals
+from objsync.model import FetchResult, PassReport, Plan
+from objsync.pull.config import PullConfig
+from objsync.pull.report import log_report
+from objsync.pull.session import SessionError, open_session
+
+log = logging.getLogger("objsync")
+
+
+def run_pull(cfg: PullConfig, daemon: DaemonConfig, *, as_json: bool = False) -> int:
+    """Open a session on the destination, then run once (or a dry run) or as a daemon; returns the exit status."""
+    signals = Signals().install()
+    try:
+        with open_session(cfg) as session:
+            if not cfg.once and not cfg.dry_run:
+                return serve(session, daemon, signals)
+            progress = Progress() if sys.stderr.isatty() and not as_json else None
+            report = session.run_pass(signals.stop, on_plan=progress.plan if progress else None,
+                                      on_results=progress.update if progress else None)
+            if progress:
+                progress.close()
+    except SessionError as exc:
+        log.error("%s", exc)
+        return 1
+    finally:
+        signals.restore()
+    if cfg.dry_run and report.plan is not None:
+        print_plan(report.plan)
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict()) + "\n")
+        sys.stdout.flush()
+    log_report(report)
+    if report.changed and not cfg.dry_run:
+        run_hooks(daemon.hooks, report, cfg.dest)
+    return exit_status(report, signals.received)
+
+
+def exit_status(report: PassReport, received: int | None) -> int:
+    """0 when the folder mirrors the prefix, 1 when anything failed, 128+N when signal N interrupted the pass."""
+    if report.interrupted:
+        return 128 + (received or signal.SIGINT)
+    return 0 if report.ok else 1
+
+
+class Progress:
+    """A progress bar on the terminal for `--once`."""
+
+    def __init__(self) -> None:
+        self._bar = None
+
+    def plan(self, p: Plan) -> None:
+        from tqdm import tqdm
+
+        if p.fetches:
+            self._bar = tqdm(total=len(p.fetches), unit="file", desc="objsync", leave=False, file=sys.stderr)
+
+    def update(self, results: Sequence[FetchResult]) -> None:
+        if self._bar is not None:
+            self._bar.update(len(results))
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def print_plan(p: Plan) -> None:
+    """Print what a dry run would do, one line per file."""
+    out = sys.stdout
+    for f in p.fetches:
+        out.write(f"fetch   {f.rel}  ({f.reason}{', verify local bytes first' if f.verify else ''})\n")
+    for rel in p.displaced:
+        out.write(f"delete  {rel}  (in the way of a fetch)\n")
+    for rel in p.deletes:
+        out.write(f"delete  {rel}\n")
+    for r in p.rejected:
+        out.write(f"reject  {r.key!r}: {r.reason}\n")
+    for reason, n in sorted(p.skipped.items()):
+        out.write(f"skip    {n} ({reason})\n")
+    if p.delete_blocked:
+        out.write(f"hold    deletes: {p.delete_blocked}\n")

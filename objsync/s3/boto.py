@@ -1,0 +1,148 @@
+"""The boto3 transport: every S3 call objsync makes through a client, with botocore's retries and errors."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import BinaryIO, Iterator, Sequence
+
+from objsync.model import RemoteObject
+from objsync.s3.etag import MULTIPART_CHUNKSIZE, MULTIPART_THRESHOLD, EtagHasher
+from objsync.s3.errors import describe_error
+from objsync.s3.records import ReadInfo, Stored, Uploaded, listed
+
+DELETE_BATCH = 1000  # DeleteObjects' limit
+
+
+def list_prefix(client, bucket: str, prefix: str, page_size: int = 1000) -> Iterator[RemoteObject]:
+    """Yield every object under `prefix`, page by page, as RemoteObject records."""
+    paginator = client.get_paginator("list_objects_v2")
+    pages = paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size})
+    for page in pages:
+        for item in page.get("Contents", ()):
+            yield listed(item["Key"], item.get("ETag", ""), item.get("Size", 0), item["LastModified"])
+
+
+def list_level(client, bucket: str, prefix: str) -> tuple[list[RemoteObject], list[str]]:
+    """The objects directly under `prefix` and its sub-folder prefixes, with Delimiter='/'."""
+    objects: list[RemoteObject] = []
+    folders: list[str] = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+        objects += [listed(item["Key"], item.get("ETag", ""), item.get("Size", 0), item["LastModified"])
+                    for item in page.get("Contents", ())]
+        folders += [p["Prefix"] for p in page.get("CommonPrefixes", ())]
+    return objects, folders
+
+
+def _pin(etag: str, version_id: str | None, match: str = "IfMatch") -> dict[str, str]:
+    """If-Match makes a concurrent overwrite fail rather than mix; a version id names the bytes exactly."""
+    pin = {match: f'"{etag}"'} if etag else {}
+    if version_id:
+        pin["VersionId"] = version_id
+    return pin
+
+
+def read_object(client, bucket: str, key: str, etag: str, sink, chunk_size: int = 1 << 20,
+                version_id: str | None = None) -> ReadInfo:
+    """Stream one object into `sink(bytes)`."""
+    response = client.get_object(Bucket=bucket, Key=key, **_pin(etag, version_id))
+    body = response["Body"]
+    try:
+        for chunk in body.iter_chunks(chunk_size):
+            sink(chunk)
+    finally:
+        body.close()
+    return ReadInfo(
+        size=int(response.get("ContentLength", -1)),
+        etag=str(response.get("ETag", "")).strip('"'),
+        sse=response.get("ServerSideEncryption"),
+    )
+
+
+def open_object(client, bucket: str, key: str, etag: str = "", version_id: str | None = None) -> BinaryIO:
+    """The object's body as a stream to read and close."""
+    return client.get_object(Bucket=bucket, Key=key, **_pin(etag, version_id))["Body"]
+
+
+def _stored(response: dict, etag: str | None = None) -> Stored:
+    return Stored(str(etag if etag is not None else response.get("ETag", "")).strip('"'),
+                  response.get("VersionId"), response.get("ServerSideEncryption"))
+
+
+def head_object(client, bucket: str, key: str, etag: str = "", version_id: str | None = None) -> Stored:
+    """What the server holds at `key` (of one version, or only while its ETag is `etag`)."""
+    return _stored(client.head_object(Bucket=bucket, Key=key, **_pin(etag, version_id)))
+
+
+def content_md5(body: bytes) -> str:
+    """The Content-MD5 header of `body`: with it the server refuses bytes damaged on the way."""
+    return base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
+
+
+def put_object(client, bucket: str, key: str, body: bytes, content_type: str | None = None) -> Stored:
+    """One PutObject with Content-MD5."""
+    extra = {"ContentType": content_type} if content_type else {}
+    return _stored(client.put_object(Bucket=bucket, Key=key, Body=body, ContentMD5=content_md5(body), **extra))
+
+
+def transfer_config(threads: int = 4):
+    """The fixed multipart settings that let the uploader recompute the ETag of what it uploaded."""
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_CHUNKSIZE,
+                          max_concurrency=threads, use_threads=True)
+
+
+class _HashingReader:
+    """A read-only stream that hashes what passes through, so what was sent is known exactly."""
+
+    def __init__(self, raw: BinaryIO, size: int) -> None:
+        self.raw = raw
+        self.hasher = EtagHasher(size)
+        self.count = 0
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self.raw.read(n)
+        self.hasher.update(chunk)
+        self.count += len(chunk)
+        return chunk
+
+
+def upload(client, bucket: str, key: str, fileobj: BinaryIO, size: int) -> Uploaded:
+    """A multipart upload with the fixed part size, then a HEAD for what the server stored."""
+    reader = _HashingReader(fileobj, size)
+    client.upload_fileobj(reader, bucket, key, Config=transfer_config())
+    stored = head_object(client, bucket, key)
+    return Uploaded(stored, reader.count, reader.hasher.md5.hexdigest(), reader.hasher.etag())
+
+
+def copy_object(client, bucket: str, key: str, src_bucket: str, src_key: str, etag: str = "",
+                version_id: str | None = None) -> Stored:
+    """CopyObject of one version, or of the current object only while its ETag is `etag`."""
+    source = {"Bucket": src_bucket, "Key": src_key}
+    extra = {}
+    if version_id:
+        source["VersionId"] = version_id
+    if etag:
+        extra["CopySourceIfMatch"] = f'"{etag}"'
+    resp = client.copy_object(Bucket=bucket, Key=key, CopySource=source, **extra)
+    return _stored(resp, resp.get("CopyObjectResult", {}).get("ETag", ""))
+
+
+def delete_objects(client, bucket: str, keys: Sequence[str]) -> list[tuple[str, str]]:
+    """Delete `keys` in batches; (key, why) for each one not deleted."""
+    failed: list[tuple[str, str]] = []
+    for i in range(0, len(keys), DELETE_BATCH):
+        batch = keys[i:i + DELETE_BATCH]
+        try:
+            resp = client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
+        except Exception as exc:
+            failed += [(k, describe_error(exc)) for k in batch]
+            continue
+        failed += [(e.get("Key", "?"), f"{e.get('Code')} {e.get('Message', '')}".strip()) for e in resp.get("Errors", ())]
+    return failed
+
+
+def versioning(client, bucket: str) -> str | None:
+    """The bucket's versioning status: 'Enabled', 'Suspended', or None when it was never turned on."""
+    return client.get_bucket_versioning(Bucket=bucket).get("Status")

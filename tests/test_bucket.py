@@ -1,0 +1,139 @@
+"""The Bucket against a real SeaweedFS: which reads are repeated, into which sink, and the write calls."""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+
+import pytest
+from faultproxy import FaultProxy
+from support import md5, put
+
+from objsync.s3.bucket import Bucket
+from objsync.s3.config import RemoteConfig
+from objsync.s3.errors import is_missing
+from objsync.s3.records import Buffer, Cancelled, ReadRequest
+
+OBJECTS = {f"r/o{i}.bin": os.urandom(20_000 + i) for i in range(3)}
+
+
+class Attempts:
+    """Opens a Buffer per attempt and keeps them all; `fail` makes every write raise it."""
+
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.sinks: list[Buffer] = []
+        self.discarded = 0
+        self.fail = fail
+
+    def open(self) -> Buffer:
+        attempts = self
+
+        class Sink(Buffer):
+            def write(self, chunk: bytes) -> None:
+                if attempts.fail is not None:
+                    raise attempts.fail
+                super().write(chunk)
+
+            def discard(self) -> None:
+                attempts.discarded += 1
+                super().discard()
+
+        self.sinks.append(Sink())
+        return self.sinks[-1]
+
+
+@pytest.fixture
+def objects(s3_client, bucket):
+    put(s3_client, bucket, OBJECTS)
+    return {k: s3_client.head_object(Bucket=bucket, Key=k)["ETag"].strip('"') for k in OBJECTS}
+
+
+def proxied(seaweed, **faults) -> FaultProxy:
+    host, port = seaweed.endpoint_url.rsplit("//", 1)[1].split(":")
+    return FaultProxy((host, int(port)), objects_only=True, **faults)
+
+
+def read_all(reader: Bucket, etags: dict[str, str], cancelled=None, fail: Exception | None = None):
+    attempts = {k: Attempts(fail) for k in etags}
+    results = reader.read_many([ReadRequest(k, etags[k], attempts[k].open) for k in etags], cancelled)
+    return results, attempts
+
+
+def test_a_failed_fast_read_is_repeated_through_boto3_into_a_fresh_sink(seaweed, bucket, objects, aws_env):
+    cutting = proxied(seaweed, rate=1.0, kinds=("truncate",), budget=1)
+    try:
+        with Bucket(RemoteConfig(endpoint_url=cutting.url), bucket) as reader:
+            results, attempts = read_all(reader, objects)
+    finally:
+        cutting.close()
+    assert cutting.injected["truncate"] == 1 and reader.fallbacks == 1
+    assert [r.sink.getvalue() for r in results] == list(OBJECTS.values())
+    (cut,) = [a for a in attempts.values() if len(a.sinks) == 2]
+    assert cut.discarded == 1 and cut.sinks[0].getvalue() == b""  # the half-read attempt was thrown away
+    assert all(r.sink is a.sinks[-1] for r, a in zip(results, attempts.values()))
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_sink_that_fails_ends_the_read_without_a_second_one(seaweed, bucket, objects, aws_env, fast):
+    counting = proxied(seaweed, rate=0.0)
+    full = OSError(errno.ENOSPC, "No space left on device")
+    try:
+        with Bucket(RemoteConfig(endpoint_url=counting.url, fast_get=fast), bucket) as reader:
+            results, attempts = read_all(reader, objects, fail=full)
+    finally:
+        counting.close()
+    assert counting.requests == len(OBJECTS)  # one GET each, none repeated
+    assert all(r.error is full and r.sink is None for r in results)
+    assert all(len(a.sinks) == 1 and a.discarded == 1 for a in attempts.values())
+    assert reader.fallbacks == 0
+
+
+def test_reads_after_a_stop_end_as_cancelled_and_are_not_repeated(seaweed, bucket, objects, aws_env):
+    counting = proxied(seaweed, rate=0.0)
+    try:
+        with Bucket(RemoteConfig(endpoint_url=counting.url), bucket) as reader:
+            results, attempts = read_all(reader, objects, cancelled=lambda: True)
+    finally:
+        counting.close()
+    assert all(isinstance(r.error, Cancelled) for r in results)
+    assert counting.requests == 0 and reader.fallbacks == 0
+    assert all(a.discarded == len(a.sinks) for a in attempts.values())
+
+
+def test_a_sink_that_cannot_be_opened_fails_only_its_own_read(seaweed, bucket, objects, aws_env):
+    def refuse():
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    keys = list(objects)
+    with Bucket(RemoteConfig(endpoint_url=seaweed.endpoint_url), bucket) as reader:
+        results = reader.read_many([ReadRequest(keys[0], objects[keys[0]], refuse),
+                                    ReadRequest(keys[1], objects[keys[1]], Buffer)])
+    assert isinstance(results[0].error, PermissionError) and not results[0].ok
+    assert results[1].ok and results[1].sink.getvalue() == OBJECTS[keys[1]]
+
+
+def test_write_calls_report_what_the_server_stored(seaweed, s3_client, bucket, aws_env):
+    from botocore.exceptions import ClientError
+
+    big = os.urandom((9 << 20) + 5)
+    with Bucket(RemoteConfig(endpoint_url=seaweed.endpoint_url), bucket) as b:
+        stored = b.put("w/a.json", b"{}", content_type="application/json")
+        assert stored.etag == md5(b"{}") and b.head("w/a.json").etag == stored.etag
+        assert s3_client.head_object(Bucket=bucket, Key="w/a.json")["ContentType"] == "application/json"
+        sent = b.upload("w/big.bin", io.BytesIO(big), len(big))
+        assert (sent.size, sent.md5) == (len(big), md5(big)) and sent.etag == sent.stored.etag
+        assert sent.etag.endswith("-2")  # two parts of the fixed size, so the ETag could be recomputed
+        copied = b.copy("w/b.json", bucket, "w/a.json", etag=stored.etag)
+        assert copied.etag == stored.etag
+        with pytest.raises(ClientError) as refused:
+            b.copy("w/c.json", bucket, "w/a.json", etag="0" * 32)
+        assert not is_missing(refused.value)
+        with b.open("w/big.bin") as body:
+            assert body.read() == big
+        assert b.delete(["w/a.json", "w/b.json", "w/never.json"]) == []
+        with pytest.raises(ClientError) as gone:
+            b.head("w/a.json")
+        assert is_missing(gone.value)
+        assert [o.key for o in b.list("w/")] == ["w/big.bin"]
+        assert b.versioning() is None

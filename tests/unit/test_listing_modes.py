@@ -1,0 +1,82 @@
+"""Where a pass's listing comes from, on a MemoryBucket: LIST mode, manifest mode, and the way between them."""
+
+from __future__ import annotations
+
+from support.memory_bucket import MemoryBucket, Request
+from support.pulls import open_rig, publish
+
+from objsync.layout import manifest_key
+from objsync.model import Kind, Mode
+
+MANIFESTS = "dags/.objsync/manifests/"
+
+
+def test_manifest_mode_starts_when_a_manifest_appears_and_ends_when_the_last_one_goes(tmp_path):
+    bucket = MemoryBucket()
+    bucket.put_many({"dags/a/x.py": b"x1", "dags/top.py": b"t"})
+    with open_rig(tmp_path / "d", bucket) as rig:
+        report = rig.run()
+        assert report.mode == Mode.LIST and rig.files() == {"a/x.py": b"x1", "top.py": b"t"}
+
+        publish(bucket, "a", {"x.py": b"x2", "y.py": b"y"})
+        bucket.put("dags/a/stray.py", b"stray")  # written after the push: in no manifest
+        report = rig.run()
+        assert report.ok and report.mode == Mode.MANIFEST
+        # The manifest is the truth for its folder; a folder without one is still listed.
+        assert rig.files() == {"a/x.py": b"x2", "a/y.py": b"y", "top.py": b"t"}
+
+        bucket.delete([manifest_key("dags", "a")])
+        report = rig.run()
+        assert report.ok and report.mode == Mode.LIST
+        assert rig.files() == {"a/x.py": b"x2", "a/y.py": b"y", "a/stray.py": b"stray", "top.py": b"t"}
+        assert rig.state.memos == {}  # nothing left that would start the next run in manifest mode
+
+
+def test_a_quiet_manifest_poll_is_one_list_and_a_change_reads_only_what_changed(tmp_path):
+    bucket = MemoryBucket()
+    publish(bucket, "a", {"dag.py": b"a", "lib/h.py": b"h"})
+    publish(bucket, "b", {"dag.py": b"b1", "same.py": b"s"})
+    with open_rig(tmp_path / "d", bucket) as rig:
+        assert rig.run().mode == Mode.MANIFEST
+
+        bucket.requests.clear()
+        quiet = rig.run()
+        assert (quiet.ok, quiet.mode, quiet.fetched) == (True, Mode.MANIFEST, 0)
+        assert bucket.requests == [Request("LIST", MANIFESTS)]
+
+        publish(bucket, "b", {"dag.py": b"b2", "same.py": b"s"})
+        bucket.requests.clear()
+        changed = rig.run()
+        assert changed.ok and changed.fetched == 1 and rig.files()["b/dag.py"] == b"b2"
+        assert [r for r in bucket.requests if r.op != "PUT"] == [
+            Request("LIST", MANIFESTS), Request("GET", MANIFESTS + "b.json"), Request("GET", "dags/b/dag.py")]
+
+
+def test_a_refused_manifest_keeps_the_previous_version_and_holds_a_repo_never_seen_valid(tmp_path):
+    bucket = MemoryBucket()
+    publish(bucket, "a", {"x.py": b"x1", "y.py": b"y"})
+    bucket.put_many({"dags/c/new.py": b"new", MANIFESTS + "c.json": b"[]"})
+    d = tmp_path / "d"
+    (d / "c").mkdir(parents=True)
+    (d / "c/old.py").write_bytes(b"old")
+    with open_rig(d, bucket) as rig:
+        first = rig.run()
+        assert [(p.key, p.kind) for p in first.errors] == [(MANIFESTS + "c.json", Kind.REJECTED)]
+        assert "manifest of repo 'c' refused" in first.errors[0].error
+        # c's folder is neither filled from a LIST nor emptied: its files wait for a valid manifest.
+        assert rig.files() == {"a/x.py": b"x1", "a/y.py": b"y", "c/old.py": b"old"}
+
+        bucket.put_many({"dags/a/x.py": b"x2", MANIFESTS + "a.json": b"{not json"})
+        second = rig.run()
+        assert sorted(p.key for p in second.errors) == [MANIFESTS + "a.json", MANIFESTS + "c.json"]
+        assert rig.files() == {"a/x.py": b"x1", "a/y.py": b"y", "c/old.py": b"old"}
+
+        # The previous version is still looked after: a file of it lost locally comes back, read
+        # by its version id although the object has been overwritten since.
+        (d / "a/x.py").unlink()
+        rig.session.request_rescan()
+        bucket.requests.clear()
+        third = rig.run()
+        assert rig.files() == {"a/x.py": b"x1", "a/y.py": b"y", "c/old.py": b"old"}
+        assert len(third.errors) == 2 and third.fetched == 1
+        assert not [r for r in bucket.requests if r.op == "GET" and r.target.startswith(MANIFESTS)]
