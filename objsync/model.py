@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Iterable, Mapping
 
 try:
     from enum import StrEnum
@@ -172,6 +172,23 @@ class FetchResult:
     @property
     def entry(self) -> Entry:
         return Entry(self.etag, self.size, self.mtime_ns, self.xxh3)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How the fetches of a pass ended, as publishing needs to know it."""
+
+    failed: frozenset[str] = frozenset()  # paths whose fetch failed
+    complete: bool = True  # every fetch ran: the pass was not stopped and no worker died
+
+    @property
+    def clean(self) -> bool:
+        """True when every fetch ran and succeeded: only then may a pass delete anything."""
+        return self.complete and not self.failed
+
+    def succeeded(self, fetches: "Iterable[Fetch]") -> bool:
+        """True when each of `fetches` ran and succeeded."""
+        return self.complete and not any(f.rel in self.failed for f in fetches)
 
 
 @dataclass(frozen=True, slots=True)

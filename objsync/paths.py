@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from wcmatch import glob
 
@@ -96,20 +96,21 @@ class Conflict:
     unicode: bool  # True: the two differ only in Unicode normalization; False: `path` is a file and a folder
 
 
-def conflicts(paths: Iterable[str]) -> dict[str, Conflict]:
+def conflicts(paths: Iterable[str] | Mapping[str, object]) -> dict[str, Conflict]:
     """Paths that cannot coexist with another: a file that is also a folder, and Unicode look-alikes.
 
     Of look-alikes, the NFC form (else the smallest) is kept and the others are named.
     """
-    paths = list(paths)
-    present = set(paths)
+    present = paths if isinstance(paths, (set, frozenset, dict)) else dict.fromkeys(paths)  # keeps their order
     out: dict[str, Conflict] = {}
-    for path in sorted(paths):
+    for path in present:
+        if "/" not in path:
+            continue  # a top-level name has no parent to clash with
         for parent in parents(path):
             if parent in present and parent not in out:
                 out[parent] = Conflict(parent, path, False)
     by_form: dict[str, list[str]] = {}
-    for path in paths:
+    for path in present:
         by_form.setdefault(nfc(path), []).append(path)
     for form, same in by_form.items():
         if len(same) > 1:

@@ -10,7 +10,6 @@ from typing import Sequence
 
 from objsync.daemon.config import DaemonConfig
 from objsync.daemon.hooks import run_hooks
-from objsync.daemon.serve import serve
 from objsync.daemon.signals import Signals
 from objsync.model import FetchResult, PassReport, Plan
 from objsync.pull.config import PullConfig
@@ -26,6 +25,8 @@ def run_pull(cfg: PullConfig, daemon: DaemonConfig, *, as_json: bool = False) ->
     try:
         with open_session(cfg) as session:
             if not cfg.once and not cfg.dry_run:
+                from objsync.daemon.serve import serve  # the status server and metrics load only for a daemon
+
                 return serve(session, daemon, signals)
             progress = Progress() if sys.stderr.isatty() and not as_json else None
             report = session.run_pass(signals.stop, on_plan=progress.plan if progress else None,

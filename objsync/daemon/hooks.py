@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -46,6 +44,9 @@ def run_hooks(hooks: Hooks, report: PassReport, dest: Path) -> None:
 
 
 def _exec(command: str, env: dict[str, str]) -> None:
+    import subprocess  # loaded only when a hook runs: a --once pull starts sooner without them
+    import tempfile
+
     try:
         # A file, not a pipe: memory stays bounded however much the hook prints, and a child it leaves
         # running does not hold run() open until the timeout.

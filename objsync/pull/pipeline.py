@@ -8,9 +8,9 @@ import time
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterator, Protocol, Sequence
 
-from objsync.model import Action, FetchResult, Job, Kind, Mode, PassReport, Plan, Problem
+from objsync.model import Action, FetchResult, Job, Kind, Mode, Outcome, PassReport, Plan, Problem
 from objsync.pull.config import PullConfig
-from objsync.pull.listing import Listing
+from objsync.pull.listing import Source
 from objsync.pull.plan import plan
 from objsync.pull.publish import Publisher
 from objsync.pull.state import State
@@ -25,7 +25,7 @@ class Fetcher(Protocol):
     def run(self, jobs: Sequence[Job], stop: threading.Event | None = None) -> Iterator[list[FetchResult]]: ...
 
 
-def pull_pass(cfg: PullConfig, listing: Listing, state: State, fetcher: Fetcher, publisher: Publisher, *,
+def pull_pass(cfg: PullConfig, listing: Source, state: State, fetcher: Fetcher, publisher: Publisher, *,
               stop: threading.Event | None = None,
               on_plan: Callable[[Plan], None] | None = None,
               on_results: Callable[[Sequence[FetchResult]], None] | None = None) -> PassReport:
@@ -53,32 +53,34 @@ def pull_pass(cfg: PullConfig, listing: Listing, state: State, fetcher: Fetcher,
 
     publication = publisher.begin(p, view.local, view.labels)
     problems += publication.problems
-    done: set[str] = set()
+    failed: set[str] = set()
     fetched = verified = nbytes = 0
+    broken = False
     try:
         for results in fetcher.run(publication.jobs, stop):
             publication.commit(results)
             for r in results:
                 if r.ok:
-                    done.add(r.rel)
                     fetched += r.action == Action.FETCHED
                     verified += r.action == Action.VERIFIED
                     nbytes += r.bytes
                 else:
+                    failed.add(r.rel)
                     problems.append(Problem(r.key, r.error or "failed", Kind.FETCH))
             if on_results is not None:
                 on_results(results)
     except BrokenProcessPool as exc:
+        broken = True
         problems.append(Problem("<workers>", f"a worker process died ({exc}); the next pass retries", Kind.FETCH))
     interrupted = stop is not None and stop.is_set()
 
     if p.delete_blocked:
         problems.append(Problem(str(cfg.source), p.delete_blocked, Kind.GUARD))
     # A failed or missing fetch can mean a wrong listing: nothing is deleted on its word.
-    delete = not (interrupted or any(x.kind == Kind.FETCH for x in problems))
-    if p.deletes and not delete:
+    outcome = Outcome(frozenset(failed), complete=not (interrupted or broken))
+    if p.deletes and not outcome.clean:
         log.warning("%d deletes wait for a pass in which every fetch succeeds", len(p.deletes))
-    finished = publication.finish(p, done=frozenset(done), delete=delete)
+    finished = publication.finish(p, outcome)
     problems += finished.problems
     listing.settle(view, p, problems, interrupted)
     return _report(p, started, problems, view.mode, fetched=fetched, verified=verified, deleted=finished.deleted,

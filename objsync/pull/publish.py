@@ -10,12 +10,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Protocol, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Protocol, Sequence
 
-from objsync.model import FetchResult, Job, Kind, LocalFile, Plan, Problem
+from objsync.model import Fetch, FetchResult, Job, Kind, LocalFile, Outcome, Plan, Problem
 from objsync.pull import localfs
 from objsync.pull.local import scan_below, scan_tree
 from objsync.pull.state import State
+
+
+class Placed(Sequence[Job]):
+    """The jobs of a pass, each made when it is reached: a pass of 100,000 fetches keeps no second list of them."""
+
+    def __init__(self, fetches: Sequence[Fetch], place: Callable[[Fetch], Job]) -> None:
+        self._fetches, self._place = fetches, place
+
+    def __len__(self) -> int:
+        return len(self._fetches)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self._place(f) for f in self._fetches[i]]
+        return self._place(self._fetches[i])
+
+    def __iter__(self) -> Iterator[Job]:
+        return map(self._place, self._fetches)
 
 
 @dataclass(frozen=True)
@@ -29,14 +47,14 @@ class Finished:
 class Publication(Protocol):
     """One pass's publishing: where its fetches go, then commits and the end of the pass."""
 
-    jobs: tuple[Job, ...]
+    jobs: Sequence[Job]
     problems: tuple[Problem, ...]  # met while preparing (a file in the way that could not be moved)
 
     def commit(self, results: Sequence[FetchResult]) -> None:
         """Record a finished batch (in the cache now, or when its tree is published)."""
 
-    def finish(self, p: Plan, *, done: frozenset[str], delete: bool) -> Finished:
-        """Make the pass visible; `done` holds the paths fetched or verified, `delete` allows the plan's deletes."""
+    def finish(self, p: Plan, outcome: Outcome) -> Finished:
+        """Make the pass visible; the plan's deletes only when every fetch succeeded (`outcome.clean`)."""
 
 
 class Publisher(Protocol):
@@ -71,7 +89,10 @@ class InPlace:
 
     def begin(self, p: Plan, local: Mapping[str, LocalFile], labels: Mapping[str, str]) -> "_InPlacePass":
         problems = self.clear(p.displaced)
-        return _InPlacePass(self, tuple(Job(f, self.root, f.rel) for f in p.fetches), tuple(problems))
+        return _InPlacePass(self, Placed(p.fetches, self._place), tuple(problems))
+
+    def _place(self, f: Fetch) -> Job:
+        return Job(f, self.root, f.rel)
 
     def tidy(self) -> None:
         pass
@@ -109,11 +130,11 @@ class InPlace:
 @dataclass
 class _InPlacePass:
     publisher: InPlace
-    jobs: tuple[Job, ...]
+    jobs: Sequence[Job]
     problems: tuple[Problem, ...]
 
     def commit(self, results: Sequence[FetchResult]) -> None:
         self.publisher.state.put((r.rel, r.entry) for r in results if r.ok)
 
-    def finish(self, p: Plan, *, done: frozenset[str], delete: bool) -> Finished:
-        return self.publisher.delete(p.deletes) if delete else Finished()
+    def finish(self, p: Plan, outcome: Outcome) -> Finished:
+        return self.publisher.delete(p.deletes) if outcome.clean else Finished()

@@ -16,7 +16,6 @@ from objsync.pull.manifests import ManifestMode
 from objsync.pull.pipeline import pull_pass
 from objsync.pull.pool import Pool
 from objsync.pull.publish import InPlace, Publisher
-from objsync.pull.snapshot import Snapshot
 from objsync.pull.state import State
 from objsync.s3.bucket import Bucket
 
@@ -59,6 +58,8 @@ class Session:
 def publisher_for(cfg: PullConfig, state: State) -> Publisher:
     """In place, or (with --atomic) one complete tree per top-level folder behind a symlink."""
     if cfg.atomic:
+        from objsync.pull.snapshot import Snapshot
+
         return Snapshot(str(cfg.dest), state, keep=cfg.keep_snapshots, fsync=cfg.fsync)
     return InPlace(str(cfg.dest), state)
 

@@ -15,11 +15,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from objsync.model import Entry, Fetch, FetchResult, Fsync, Job, Kind, LocalFile, Plan, Problem
+from objsync.model import Entry, Fetch, FetchResult, Fsync, Job, Kind, LocalFile, Outcome, Plan, Problem
 from objsync.pull import store
 from objsync.pull.local import scan_below, scan_tree, top_names
 from objsync.pull.places import sync_path
-from objsync.pull.publish import Finished, InPlace
+from objsync.pull.publish import Finished, InPlace, Placed
 from objsync.pull.state import State
 
 
@@ -107,14 +107,14 @@ class Snapshot:
         for build in builds.values():
             self._prepare(build, local)
         problems += self.flat.clear([rel for rel in p.displaced if "/" not in rel])
-        jobs = []
-        for f in p.fetches:
+        into = {top: os.path.join(self.root, build.building) for top, build in builds.items()}
+
+        def place(f: Fetch) -> Job:
             top, sep, inner = f.rel.partition("/")
-            if not sep:
-                jobs.append(Job(f, self.root, f.rel))
-            elif top in builds:
-                jobs.append(Job(f, os.path.join(self.root, builds[top].building), inner))
-        return _SnapshotPass(self, builds, tuple(jobs), tuple(problems))
+            return Job(f, into[top], inner) if sep else Job(f, self.root, f.rel)
+
+        kept = tuple(f for f in p.fetches if "/" not in f.rel or f.rel.partition("/")[0] in builds)
+        return _SnapshotPass(self, builds, Placed(kept, place), tuple(problems))
 
     def _prepare(self, build: Build, local: Mapping[str, LocalFile]) -> None:
         name = store.current(self.root, build.top)
@@ -143,7 +143,7 @@ class Snapshot:
 class _SnapshotPass:
     publisher: Snapshot
     builds: Mapping[str, Build]
-    jobs: tuple[Job, ...]
+    jobs: Sequence[Job]
     problems: tuple[Problem, ...]
     held: dict[str, dict[str, Entry]] = field(default_factory=dict)  # entries of each tree, until it is published
 
@@ -159,14 +159,14 @@ class _SnapshotPass:
                 direct.append((r.rel, r.entry))
         self.publisher.state.put(direct)
 
-    def finish(self, p: Plan, *, done: frozenset[str], delete: bool) -> Finished:
+    def finish(self, p: Plan, outcome: Outcome) -> Finished:
         snap = self.publisher
-        flat = snap.flat.delete([rel for rel in p.deletes if "/" not in rel]) if delete else Finished()
+        flat = snap.flat.delete([rel for rel in p.deletes if "/" not in rel]) if outcome.clean else Finished()
         deleted, problems = flat.deleted, list(flat.problems)
         deletes = set(p.deletes)
         for top, build in self.builds.items():
             # A tree missing a fetch would mix versions, and one leaving files out would delete them.
-            if any(f.rel not in done for f in build.fetches) or (build.gone and not delete):
+            if not outcome.succeeded(build.fetches) or (build.gone and not outcome.clean):
                 snap.discard(build)  # the folder keeps its current tree; the next pass tries again
                 continue
             problem = snap.publish(build, self.held.get(top, {}))
