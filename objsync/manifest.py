@@ -1,15 +1,16 @@
 """The manifest: the record of one published version of a repo, written last as a push's commit point.
 
-A manifest is a UTF-8 JSON object with sorted keys (schema 1):
+A manifest is a UTF-8 JSON object with sorted keys (schema 2; schema 1 has no "source_url"):
 
     {
-      "schema": 1,
+      "schema": 2,
       "id": "3f0c9a1b2d4e5f60",          # content id, see content_id()
       "repo": "team-dags",
       "commit": "9fceb02d0ae598e95dc970b74767f19372d61af8",   # or null
       "created": "2024-05-01T12:00:00Z",  # UTC
       "objsync_version": "0.1.0",
       "promoted_from": null,              # or {"env", "url", "manifest_id"}
+      "source_url": "https://github.com/acme/team-dags",  # the repo's web page, where CI said it
       "files": [                          # sorted by path, paths unique
         {"path": "dags/a.py", "size": 120, "etag": "…", "md5": "…", "version_id": null}
       ]
@@ -17,7 +18,8 @@ A manifest is a UTF-8 JSON object with sorted keys (schema 1):
 
 `path` is relative to the repo's folder `<prefix>/<repo>/`. `etag` is the object's ETag without
 quotes, `md5` the MD5 of its bytes (they differ for multipart uploads), `version_id` is set when the
-bucket is versioned. Reading is strict: an unknown or missing field, a duplicate key, an unsafe path or
+bucket is versioned. A manifest without a `source_url` is written as schema 1, so that older objsync
+releases still read it. Reading is strict: an unknown or missing field, a duplicate key, an unsafe path or
 a wrong id is an error. Adding a field means a new schema number.
 """
 
@@ -34,14 +36,17 @@ from objsync.layout import check_env_name, check_manifest_id, check_repo_name
 from objsync.paths import UnsafeKey, check_relative
 from objsync.s3.config import Location
 
-SCHEMA = 1
+SCHEMA = 2  # the newest schema this objsync reads and writes
+SCHEMAS = (1, 2)
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _MD5 = re.compile(r"[0-9a-f]{32}")
 _COMMIT = re.compile(r"[0-9a-f]{7,64}")
 _TOKEN = re.compile(r"[\x21-\x7e]{1,1024}")  # printable ASCII without spaces
 _FILE_FIELDS = ("path", "size", "etag", "md5", "version_id")
 _ORIGIN_FIELDS = ("env", "url", "manifest_id")
-_FIELDS = ("schema", "id", "repo", "commit", "created", "objsync_version", "promoted_from", "files")
+_FIELDS_V1 = ("schema", "id", "repo", "commit", "created", "objsync_version", "promoted_from", "files")
+_FIELDS = {1: _FIELDS_V1, 2: _FIELDS_V1 + ("source_url",)}
+_URL = re.compile(r"https?://[\x21-\x7e]{1,1000}")
 
 
 class ManifestError(ValueError):
@@ -78,10 +83,13 @@ class Manifest:
     created: str
     objsync_version: str
     promoted_from: Origin | None = None
-    schema: int = SCHEMA
+    source_url: str | None = None  # the repo's web page (GitHub, GitLab...), to link a version to its commit
+    schema: int | None = None  # None: the oldest schema that holds these fields
     id: str = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.schema is None:
+            object.__setattr__(self, "schema", 1 if self.source_url is None else 2)
         object.__setattr__(self, "files", tuple(sorted(self.files, key=lambda f: f.path)))
         _validate(self)
         object.__setattr__(self, "id", content_id(self.files))
@@ -93,8 +101,13 @@ class Manifest:
     def by_path(self) -> dict[str, FileEntry]:
         return {f.path: f for f in self.files}
 
+    def commit_url(self) -> str | None:
+        """The web page of this version's commit, when the push recorded both."""
+        return commit_url(self.source_url, self.commit) if self.source_url and self.commit else None
+
     def as_dict(self) -> dict[str, Any]:
-        return {
+        extra = {"source_url": self.source_url} if self.schema >= 2 else {}
+        return extra | {
             "schema": self.schema, "id": self.id, "repo": self.repo, "commit": self.commit,
             "created": self.created, "objsync_version": self.objsync_version,
             "promoted_from": None if self.promoted_from is None else {
@@ -114,10 +127,13 @@ class Manifest:
             raise
         except (ValueError, UnicodeDecodeError) as exc:
             raise ManifestError(f"not a JSON document: {exc}") from None
-        _exact_keys(doc, _FIELDS, "manifest")
-        if type(doc["schema"]) is not int or doc["schema"] != SCHEMA:
-            raise ManifestError(f"schema {doc['schema']!r} is not supported (this objsync reads {SCHEMA}); "
-                                f"upgrade objsync to read it")
+        if not isinstance(doc, dict):
+            raise ManifestError("manifest must be a JSON object")
+        schema = doc.get("schema")
+        if type(schema) is not int or schema not in SCHEMAS:
+            raise ManifestError(f"schema {schema!r} is not supported (this objsync reads "
+                                f"{', '.join(map(str, SCHEMAS))}); upgrade objsync to read it")
+        _exact_keys(doc, _FIELDS[schema], "manifest")
         files = doc["files"]
         if not isinstance(files, list):
             raise ManifestError("'files' must be a list")
@@ -134,11 +150,22 @@ class Manifest:
             origin = Origin(**origin)
         manifest = cls(repo=doc["repo"], files=tuple(entries), commit=doc["commit"],
                        created=doc["created"], objsync_version=doc["objsync_version"],
-                       promoted_from=origin)
+                       promoted_from=origin, source_url=doc.get("source_url"), schema=schema)
         if doc["id"] != manifest.id:
             raise ManifestError(f"id {doc['id']!r} does not match the file list (expected {manifest.id!r}); "
                                 f"the manifest was altered or damaged")
         return manifest
+
+
+def commit_url(source_url: str, commit: str) -> str:
+    """A commit's page on the repo's host: GitLab's `/-/commit/`, Bitbucket's `/commits/`, else GitHub's `/commit/`."""
+    base = source_url.rstrip("/")
+    host = base.split("/")[2].lower() if base.count("/") >= 2 else ""
+    if "gitlab" in host:
+        return f"{base}/-/commit/{commit}"
+    if "bitbucket" in host:
+        return f"{base}/commits/{commit}"
+    return f"{base}/commit/{commit}"
 
 
 def content_id(files: tuple[FileEntry, ...]) -> str:
@@ -154,8 +181,13 @@ def now() -> str:
 
 
 def _validate(m: Manifest) -> None:
-    if type(m.schema) is not int or m.schema != SCHEMA:
-        raise ManifestError(f"schema must be {SCHEMA}")
+    if type(m.schema) is not int or m.schema not in SCHEMAS:
+        raise ManifestError(f"schema must be one of {', '.join(map(str, SCHEMAS))}")
+    if m.source_url is not None:
+        if m.schema < 2:
+            raise ManifestError("source_url needs schema 2")
+        if not (isinstance(m.source_url, str) and _URL.fullmatch(m.source_url)):
+            raise ManifestError(f"source_url {m.source_url!r} must be null or an http(s) URL without spaces")
     _check(m.repo, check_repo_name, "repo")
     if m.commit is not None and not (isinstance(m.commit, str) and _COMMIT.fullmatch(m.commit)):
         raise ManifestError(f"commit {m.commit!r} must be null or 7 to 64 lowercase hex digits")

@@ -42,6 +42,14 @@ class View:
     memo: object = field(default=None, compare=False, repr=False)  # what `settle` records after the pass
 
 
+class Source(Protocol):
+    """What a pass lists from: a `Listing`, or the manifest of one version (versiontree.py)."""
+
+    def view(self) -> View: ...
+
+    def settle(self, view: View, p: Plan | None, problems: Sequence[Problem], interrupted: bool) -> None: ...
+
+
 class Strategy(Protocol):
     """Manifest mode, as the Listing drives it."""
 

@@ -80,6 +80,13 @@ class State:
                            f"rebuilt it: files already in place are verified, not re-downloaded")
         return state
 
+    @classmethod
+    def in_memory(cls, entries: dict[str, Entry]) -> "State":
+        """A cache that lives only in this process, starting with `entries`."""
+        state = cls(Path("."), "")
+        state.entries = dict(entries)
+        return state
+
     def _in_memory(self, why: str) -> None:
         self._cache = None
         self.entries = {}

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from objsync.paths import Filter, split_patterns
-from objsync.push.envs import Environment, ProjectConfig, git, git_root, load_project, resolve_commit, resolve_repo
+from objsync.push.envs import (Environment, ProjectConfig, git, git_root, load_project, resolve_commit, resolve_repo,
+                               resolve_source_url)
 from objsync.push.plan import PushRules
 from objsync.push.promote import promote
 from objsync.push.publish import publish
@@ -51,8 +52,9 @@ def push_command(args: argparse.Namespace, env: dict[str, str], parser: argparse
     rules = PushRules(allow_empty=args.allow_empty, max_delete=args.max_delete)
     try:
         with _bucket(target) as bucket:
-            report = publish(bucket, target, scan.files, rules, commit=commit, threads=args.threads,
-                             dry_run=args.dry_run, compile_check=args.compile_check, source_root=shown)
+            report = publish(bucket, target, scan.files, rules, commit=commit, source_url=resolve_source_url(env),
+                             threads=args.threads, dry_run=args.dry_run, compile_check=args.compile_check,
+                             source_root=shown)
     except KeyboardInterrupt:
         log.warning("interrupted; the manifest was not written, so it still names the previous version")
         return 130

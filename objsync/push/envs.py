@@ -31,6 +31,7 @@ REPO_VARS: tuple[tuple[str, Callable[[str], str]], ...] = (
 )
 COMMIT_VARS = ("GITHUB_SHA", "CI_COMMIT_SHA", "BITBUCKET_COMMIT", "CIRCLE_SHA1", "BUILDKITE_COMMIT")
 _COMMIT = re.compile(r"[0-9a-f]{7,64}")
+_WEB_URL = re.compile(r"https?://[\x21-\x7e]{1,1000}")
 _TOP_KEYS = ("source", "exclude", "environments")
 _ENV_KEYS = ("url", "endpoint_url", "region")
 # Most specific suffix first: OBJSYNC_ENV_DEV_ENDPOINT_URL is dev's endpoint, not the URL of "dev_endpoint".
@@ -245,6 +246,19 @@ def resolve_commit(env: Mapping[str, str], head: Callable[[], str | None]) -> st
             return value
     value = (head() or "").strip().lower()
     return value if _COMMIT.fullmatch(value) else None
+
+
+def resolve_source_url(env: Mapping[str, str]) -> str | None:
+    """The repo's web page as CI gives it (GitHub, GitLab, Bitbucket), or OBJSYNC_SOURCE_URL; None when unknown."""
+    candidates = [env.get("OBJSYNC_SOURCE_URL", "")]
+    if env.get("GITHUB_SERVER_URL") and env.get("GITHUB_REPOSITORY"):
+        candidates.append(f"{env['GITHUB_SERVER_URL'].rstrip('/')}/{env['GITHUB_REPOSITORY']}")
+    candidates += [env.get("CI_PROJECT_URL", ""), env.get("BITBUCKET_GIT_HTTP_ORIGIN", "")]
+    for url in candidates:
+        url = url.strip().rstrip("/")
+        if _WEB_URL.fullmatch(url):
+            return url.removesuffix(".git")
+    return None
 
 
 def git(cwd: Path, *args: str) -> str | None:

@@ -46,7 +46,8 @@ def promote(src_bucket: Bucket, src: Target, dst_bucket: Bucket, dst: Target, ru
     server_side = src.remote.effective_endpoint() == dst.remote.effective_endpoint()
 
     def build(published: Sequence[FileEntry]) -> Manifest:
-        return Manifest(dst.repo, tuple(published), source.commit, now(), __version__, origin)
+        return Manifest(dst.repo, tuple(published), source.commit, now(), __version__, origin,
+                        source_url=source.source_url)
 
     def transfer(t: Transfer) -> FileEntry:
         return copy(src_bucket, src.folder + t.file.path, dst_bucket, t, server_side)

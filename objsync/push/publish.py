@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def publish(bucket: Bucket, target: Target, files: Sequence[SourceFile], rules: PushRules = PushRules(), *,
-            commit: str | None = None, threads: int = 16, dry_run: bool = False, compile_check: bool = True,
+            commit: str | None = None, source_url: str | None = None, threads: int = 16, dry_run: bool = False, compile_check: bool = True,
             source_root: str = "") -> Report:
     """Upload what changed below the target's repo folder, delete what is gone, then write the manifest."""
     started = time.monotonic()
@@ -43,7 +43,7 @@ def publish(bucket: Bucket, target: Target, files: Sequence[SourceFile], rules: 
             return report("push", target, started, p, errors=[(pr.where(source_root), pr.reason) for pr in problems])
 
     def build(published: Sequence[FileEntry]) -> Manifest:
-        return Manifest(target.repo, tuple(published), commit, now(), __version__)
+        return Manifest(target.repo, tuple(published), commit, now(), __version__, source_url=source_url)
 
     def upload(t: Transfer) -> FileEntry:
         with open(local[t.file.path].path, "rb") as fh:

@@ -50,7 +50,8 @@ def rollback(bucket: Bucket, target: Target, manifest_id: str, *, threads: int =
         return refused(target.url(target.folder), (
             f"cannot roll back to {manifest_id}: {len(gone)} of its {len(old.files)} objects are not as published "
             f"({listed}{more}); check out that version and push it instead"))
-    manifest = Manifest(old.repo, old.files, old.commit, now(), __version__, old.promoted_from)
+    manifest = Manifest(old.repo, old.files, old.commit, now(), __version__, old.promoted_from,
+                        source_url=old.source_url)
     try:
         current = read_manifest(bucket, target.manifest_key)
     except Exception:

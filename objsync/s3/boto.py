@@ -59,6 +59,20 @@ def read_object(client, bucket: str, key: str, etag: str, sink, chunk_size: int 
     )
 
 
+def read_if_changed(client, bucket: str, key: str, etag: str) -> tuple[bytes, str] | None:
+    """The object's bytes and ETag, or None when its ETag is still `etag` (a 304: one request either way)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        response = client.get_object(Bucket=bucket, Key=key, **_pin(etag, None, "IfNoneMatch"))
+    except ClientError as exc:
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 304:
+            return None
+        raise
+    with response["Body"] as body:
+        return body.read(), str(response.get("ETag", "")).strip('"')
+
+
 def open_object(client, bucket: str, key: str, etag: str = "", version_id: str | None = None) -> BinaryIO:
     """The object's body as a stream to read and close."""
     return client.get_object(Bucket=bucket, Key=key, **_pin(etag, version_id))["Body"]

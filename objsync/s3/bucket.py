@@ -173,6 +173,10 @@ class Bucket:
         self.fallbacks += len(again)
         return again
 
+    def read_if_changed(self, key: str, etag: str = "") -> tuple[bytes, str] | None:
+        """A small object's bytes and ETag, or None while its ETag is still `etag` (a conditional GET)."""
+        return boto.read_if_changed(self._links.client(), self.name, key, etag)
+
     def open(self, key: str, etag: str = "", version_id: str | None = None) -> BinaryIO:
         """The object's body as a stream, for copying without holding it; close it after use."""
         return boto.open_object(self._links.client(), self.name, key, etag, version_id)

@@ -138,3 +138,14 @@ def test_environment_variables_override_and_define(tmp_path):
     assert sorted(project.environments) == ["prod-eu", "qa"]  # no URL, no environment
     with pytest.raises(ConfigError, match="OBJSYNC_ENV_BAD_URL"):
         load_project(tmp_path, {"OBJSYNC_ENV_BAD_URL": "bucket-without-scheme"})
+
+
+def test_the_repo_web_page_comes_from_ci_variables():
+    from objsync.push.envs import resolve_source_url
+
+    gh = {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/dags"}
+    assert resolve_source_url(gh) == "https://github.com/acme/dags"
+    assert resolve_source_url({"CI_PROJECT_URL": "https://gitlab.example.com/g/dags"}) == "https://gitlab.example.com/g/dags"
+    assert resolve_source_url({"OBJSYNC_SOURCE_URL": "https://git.example.com/x.git", **gh}) == "https://git.example.com/x"
+    assert resolve_source_url({"CI_PROJECT_URL": "not a url"}) is None
+    assert resolve_source_url({}) is None

@@ -79,7 +79,9 @@ def test_bad_records_are_refused(changes, message):
 @pytest.mark.parametrize("text, message", [
     ("not json", "not a JSON document"),
     ("[]", "must be a JSON object"),
-    (doc(schema=2), "schema 2 is not supported"),
+    (doc(schema=3), "schema 3 is not supported"),
+    (doc(schema=2), "missing source_url"),
+    (doc(source_url="https://github.com/a/b"), "unknown source_url"),
     (doc(schema=True), "schema True is not supported"),
     (doc(extra=1), "unknown extra"),
     (doc(id="0" * 16), "does not match"),
@@ -110,3 +112,16 @@ def test_layout_keys_and_repo_names():
     for bad in ("", ".objsync", ".hidden", "-x", "a b", "a/b", "é", "9" * 101, "..", None):
         with pytest.raises(ValueError, match="not a usable repo name"):
             check_repo_name(bad)
+
+
+def test_schema_2_carries_the_repo_web_page_and_links_a_commit():
+    m = sample(source_url="https://github.com/acme/dags", commit="9fceb02d0ae598e95dc970b74767f19372d61af8")
+    assert m.schema == 2 and Manifest.from_json(m.to_json()) == m
+    assert m.commit_url() == "https://github.com/acme/dags/commit/9fceb02d0ae598e95dc970b74767f19372d61af8"
+    assert sample().schema == 1 and "source_url" not in sample().as_dict()  # older readers still read it
+    gitlab = sample(source_url="https://gitlab.example.com/g/dags/", commit="abcdef1")
+    assert gitlab.commit_url() == "https://gitlab.example.com/g/dags/-/commit/abcdef1"
+    assert sample(source_url="https://bitbucket.org/a/b", commit="abcdef1").commit_url().endswith("/commits/abcdef1")
+    for bad in ("javascript:alert(1)", "https://x y", "ftp://h/p"):
+        with pytest.raises(ManifestError, match="source_url"):
+            sample(source_url=bad)
