@@ -29,14 +29,19 @@ def test_tiny_bench_verifies_and_reports(seaweed, bucket, aws_env, tmp_path):
     cold = next(s for s in doc["summaries"] if s["phase"] == "cold")
     assert cold["files_per_s"] > 0 and cold["mb_per_s"] > 0
     assert doc["work"]["incremental"] == {"files": 2, "bytes": doc["work"]["incremental"]["bytes"], "deleted": 1}
-    (daemon,) = doc["daemons"]
-    if daemon["stats"]["status"] == "ok":
-        # 20 polls, so that the CPU of no-op passes of 50 files adds up to more than a clock tick.
-        assert daemon["stats"]["polls"] >= 20 and daemon["stats"]["cpu_per_poll"] > 0 and daemon["check"]["ok"]
-    else:
-        assert daemon["stats"]["status"] == "skipped" and daemon["stats"]["reason"]
+    daemons = {d["phase"]: d for d in doc["daemons"]}
+    assert set(daemons) == {"daemon", "list-daemon"} and len(doc["daemons"]) == 2
+    for daemon in daemons.values():
+        if daemon["stats"]["status"] == "ok":
+            # 20 polls, so that the CPU of no-op passes of 50 files adds up to more than a clock tick.
+            assert daemon["stats"]["polls"] >= 20 and daemon["stats"]["cpu_per_poll"] > 0 and daemon["check"]["ok"]
+        else:
+            assert daemon["stats"]["status"] == "skipped" and daemon["stats"]["reason"]
+    (listed,) = doc["list_daemon"]
+    assert listed["tool"] == "objsync" and listed["measured"] == (daemons["list-daemon"]["stats"]["status"] == "ok")
     text = md.read_text()
     assert "| cold        | objsync |" in text and "1/1 ok" in text
+    assert "## LIST-mode daemon, quiet polls" in text and "cannot tell (objinsync was not measured)" in text
     assert text == proc.stdout
     assert not list(tmp_path.joinpath("work").glob("dest/*")), "destinations are removed afterwards"
 

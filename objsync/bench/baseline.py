@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from objsync.bench.phases import PHASES, BenchResult, DaemonRecord, RunRecord
+from objsync.bench.phases import DAEMON_PHASES, PHASES, BenchResult, DaemonRecord, RunRecord
 from objsync.bench.report import markdown_table, num
 from objsync.bench.stats import Spread, ratio, spread
 
@@ -75,8 +75,9 @@ def compare(result: BenchResult, ours: str, base: str) -> list[Versus]:
     """Every phase and measure both builds have; failed or mismatched runs are left out of both."""
     out: list[Versus] = []
     for phase in PHASES:
-        if phase == "daemon":
-            good = [d for d in result.daemons if d.stats.status == "ok" and d.check is not None and d.check.ok]
+        if phase in DAEMON_PHASES:
+            good = [d for d in result.daemons
+                    if d.phase == phase and d.stats.status == "ok" and d.check is not None and d.check.ok]
             out += _measured(phase, good, DAEMON_MEASURES, ours, base)
         else:
             good = [r for r in result.runs if r.phase == phase and r.ok]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import datetime
 import logging
 import os
@@ -13,12 +15,14 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import objsync
-from objsync.bench import context, fleet, output, peers, report
+from objsync.bench import context, fleet, output, peers, report, variants
+from objsync.bench.flags import csv_of as _csv, duration as _duration, tool_repeat as _tool_repeat
+from objsync.bench.latency import Latency, latency_proxy, loopback_http
 from objsync.bench.measure import become_subreaper
-from objsync.bench.phases import PHASES, Bench, BenchPlan, BenchResult
+from objsync.bench.phases import DAEMON_PHASES, PHASES, Bench, BenchPlan, BenchResult
 from objsync.bench.presets import PRESETS, Preset
 from objsync.bench.seeding import Target
 from objsync.bench.server import local_seaweed
@@ -29,46 +33,13 @@ log = logging.getLogger("objsync.bench")
 LOCAL_BUCKET = "objsync-bench"
 SWEEP_WORKERS = "0,1,2,4"
 SWEEP_THREADS = "4,8,16,32"
-# Longest suffix first, so that "500ms" is not read as minutes.
-_UNITS = (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0))
-
-
-def _csv(kind):
-    def parse(text: str) -> tuple:
-        try:
-            return tuple(kind(x.strip()) for x in text.split(",") if x.strip())
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-    parse.__name__ = f"list of {kind.__name__}"
-    return parse
-
-
-def _tool_repeat(text: str) -> tuple[str, int]:
-    name, sep, count = text.partition("=")
-    if not sep or not count.isdigit() or int(count) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: use NAME=N with N at least 1, e.g. aws=1")
-    return name.strip(), int(count)
-
-
-def _duration(text: str) -> float:
-    """'500ms', '2s', '1m', '1h' or plain seconds: the forms objsync pull's --interval takes."""
-    number, scale = text.strip(), 1.0
-    for unit, seconds in _UNITS:
-        if number.endswith(unit):
-            number, scale = number[:-len(unit)], seconds
-            break
-    try:
-        value = float(number) * scale
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration above zero, such as 500ms, 2s or 1m")
-    return value
+PROXY_LIFETIME = 86_400.0  # the latency proxy also stops with the harness: this is only a backstop
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default="small",
-                   help="tree size: tiny 50 files, small 1,000, large 10,000 + 8 x 16 MiB, xlarge 100,000 + 8 x 16 MiB")
+                   help="tree size: tiny 50 files, small 1,000, large 10,000 + 8 x 16 MiB, "
+                        "xlarge 100,000 + 8 x 16 MiB, dags10k and dags100k: 10,000 and 100,000 DAG-like files only")
     p.add_argument("--no-large-files", action="store_true", help="leave the 16 MiB files out of the preset")
     p.add_argument("--seed", type=int, default=1, help="seed of the synthetic tree and its edits (default 1)")
     p.add_argument("--phases", type=_csv(str), default=PHASES, metavar="LIST",
@@ -101,6 +72,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         f"{FULL_LIMIT:,} files")
     p.add_argument("--run-timeout", type=float, default=1800.0, metavar="SECONDS",
                    help="stop a single run after this long (default 1800)")
+    p.add_argument("--latency", type=_duration, metavar="DURATION",
+                   help="put a proxy in front of the local SeaweedFS that delays every request by this round trip "
+                        "(e.g. 20ms), as a real region would; every tool goes through it")
+    p.add_argument("--sweep-concurrency", type=_csv(int), default=(), metavar="LIST",
+                   help="also run each tool at each of these in-flight counts (its own flag, e.g. s5cmd --numworkers), "
+                        "beside its defaults, and report each tool's best")
     p.add_argument("--sweep", action="store_true",
                    help="instead of peers, time objsync for each --sweep-workers x --sweep-threads and print the best")
     p.add_argument("--sweep-workers", type=_csv(int), default=_csv(int)(SWEEP_WORKERS), metavar="LIST",
@@ -149,8 +126,15 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> BenchPla
     if args.no_large_files:
         preset = preset.without_large_files()
     phases = tuple(ph for ph in PHASES if ph in args.phases)
-    if args.sweep and "daemon" in phases:
-        phases = tuple(ph for ph in phases if ph != "daemon")
+    if args.sweep:
+        phases = tuple(ph for ph in phases if ph not in DAEMON_PHASES)
+    if args.latency and args.bucket and not loopback_http(args.endpoint_url):
+        parser.error("--latency forwards plain HTTP on loopback only: use the local SeaweedFS, or an --endpoint-url "
+                     "such as http://127.0.0.1:PORT (a remote bucket has latency of its own)")
+    if args.sweep and args.sweep_concurrency:
+        parser.error("--sweep tunes objsync's flags alone; --sweep-concurrency runs every tool: choose one")
+    if any(n < 1 for n in args.sweep_concurrency):
+        parser.error("--sweep-concurrency counts must be at least 1")
     return BenchPlan(preset=preset, seed=args.seed, phases=phases, repeats=args.repeats,
                      tool_repeats=tuple(args.tool_repeats), daemon_polls=args.daemon_polls,
                      daemon_interval=args.daemon_interval, verify=args.verify, run_timeout=args.run_timeout)
@@ -201,6 +185,9 @@ def run(args: argparse.Namespace, env: dict[str, str], parser: argparse.Argument
             parser.error("the fleet phase seeds its own bucket and runs alone: --phases fleet")
         if args.endpoint_url and not args.bucket:
             parser.error("--endpoint-url needs --bucket (an existing bucket to write the fleet's objects into)")
+        if args.latency or args.sweep_concurrency:
+            parser.error("the fleet phase measures quiet polls on loopback: it takes neither --latency nor "
+                         "--sweep-concurrency")
         return fleet.run(args, env, _say)
     plan = _plan(args, parser)
     tools, missing = _tools(args, env, parser)
@@ -215,6 +202,7 @@ def run(args: argparse.Namespace, env: dict[str, str], parser: argparse.Argument
     become_subreaper()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="objsync-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    tools = variants.with_variants(tools, args.sweep_concurrency, workdir / "config")
     started = datetime.datetime.now().astimezone()
     source_before = context.source_digest(Path(objsync.__file__).parent)
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -233,13 +221,17 @@ def run(args: argparse.Namespace, env: dict[str, str], parser: argparse.Argument
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     meta = output.meta(env, tools, missing, target, result, started)
+    if args.latency:
+        meta |= {"latency": Latency(args.latency).describe(), "latency_rtt": args.latency}
     if context.source_digest(Path(objsync.__file__).parent) != source_before:
         meta["source_changed"] = True
         _say("warning: objsync's source files changed during the benchmark, so its runs may mix versions")
     # The baseline counts as ours: both builds get ratios against the peers; output compares the two builds.
-    ours = [t.name for t in tools if t.kind == "objsync"]
+    ours = [t.name for t in tools if t.kind == "objsync" and t.concurrency is None]
     text, doc = output.documents(result, meta, ours, args.sweep)
-    stem = f"{plan.preset.name}{'-sweep' if args.sweep else ''}-{datetime.date.today().isoformat()}"
+    latency = f"-{round(args.latency * 1000)}ms" if args.latency else ""
+    sweep = "-sweep" if args.sweep or args.sweep_concurrency else ""
+    stem = f"{plan.preset.name}{latency}{sweep}-{datetime.date.today().isoformat()}"
     paths = output.write(args.out, stem, text, doc, result, not args.no_chart, _say)
     sys.stdout.write(text)
     _say("results: " + ", ".join(str(p) for p in paths))
@@ -255,7 +247,8 @@ def _run_against_target(args, env, plan, tools, workdir) -> tuple[BenchResult, T
     if args.bucket:
         endpoint = args.endpoint_url or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
         target = Target(endpoint, args.bucket, prefix, env={}, metrics_url=args.metrics_url)
-        return _bench(plan, target, tools, workdir, env), target
+        with _through_latency(target, args.latency) as target:
+            return _bench(plan, target, tools, workdir, env), target
     _say("starting a local SeaweedFS on loopback")
     with local_seaweed(workdir / "server") as (server, metrics_url):
         target = Target(server.endpoint_url, LOCAL_BUCKET, prefix, env=server.env(), metrics_url=metrics_url,
@@ -264,7 +257,21 @@ def _run_against_target(args, env, plan, tools, workdir) -> tuple[BenchResult, T
 
         make_client(target).create_bucket(Bucket=LOCAL_BUCKET)
         _say(f"SeaweedFS at {server.endpoint_url}" + (f", metrics at {metrics_url}" if metrics_url else ""))
-        return _bench(plan, target, tools, workdir, env), target
+        with _through_latency(target, args.latency) as target:
+            return _bench(plan, target, tools, workdir, env), target
+
+
+@contextlib.contextmanager
+def _through_latency(target: Target, rtt: float | None) -> Iterator[Target]:
+    """The target as the tools see it: through the latency proxy when there is one."""
+    if not rtt:
+        yield target
+        return
+    assert target.endpoint_url is not None
+    with latency_proxy(target.endpoint_url, rtt, PROXY_LIFETIME) as proxy:
+        _say(f"latency proxy at {proxy.url}: {proxy.latency.describe()}")
+        # The tools see only the proxy; the harness seeds and checks the bucket directly.
+        yield dataclasses.replace(target, endpoint_url=proxy.url, direct_url=target.endpoint_url, proxy_pid=proxy.pid)
 
 
 def _bench(plan, target, tools, workdir, env) -> BenchResult:

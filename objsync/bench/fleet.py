@@ -12,7 +12,6 @@ import datetime
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,8 +22,8 @@ from typing import Callable, Mapping, Sequence
 
 from objsync import __version__
 from objsync.bench import context, peers, promtext, seeding
-from objsync.bench.measure import become_subreaper, cpu_sum, existing_children, run_measured, stop_group, tree
-from objsync.bench.polls import PollStats, measure_polls
+from objsync.bench.measure import become_subreaper, run_measured
+from objsync.bench.polls import PollStats, log_passes, measure_polls, metrics_passes
 from objsync.bench.presets import KIB, Preset, SeedFile, build_tree, expectations
 from objsync.bench.report import markdown_table, num
 from objsync.bench.seaweed import HOST, free_port_block
@@ -188,7 +187,7 @@ def _measure_all(args, env, target: Target, workdir: Path, say) -> list[FleetRow
                                       status_addr)
         polls = max(3, round(args.daemon_polls * share))
         expected = args.daemon_interval if share == 1.0 else max(args.daemon_interval, args.fleet_files / 20_000)
-        stats = measure_polls(daemon, tool_env, f"http://{status_addr}/metrics", polls, expected,
+        stats = measure_polls(daemon, tool_env, metrics_passes(f"http://{status_addr}/metrics"), polls, expected,
                               stderr=logs / f"{name.split(',')[1].strip()}.err", requests=requests)
         rows.append(FleetRow(name, flags, stats))
         say(f"{name}: {_describe(stats)}")
@@ -197,45 +196,22 @@ def _measure_all(args, env, target: Target, workdir: Path, say) -> list[FleetRow
 
 
 def _objinsync(args, env, target: Target, workdir: Path, requests, say) -> FleetRow:
-    """objinsync's daemon has no pass counter: its polls are counted as the measured time over its interval."""
+    """objinsync's daemon in its only mode, LIST; its passes are counted in its log."""
     exe = env.get("OBJINSYNC_BIN")
     name = "objinsync"
     if not exe or not os.access(exe, os.X_OK):
         return FleetRow(name, (), PollStats("skipped", "OBJINSYNC_BIN is not set to an executable"))
     tool = peers.Tool(name, "objinsync", (exe,))
-    tool_env = peers.tool_env(tool, env, target.env, target.endpoint_url)
-    dest = workdir / "dest-objinsync"
-    argv = [*peers.sync_command(tool, target.uri, target.endpoint_url, dest)]
-    argv.remove("--once")
-    argv[2:2] = ["--interval", f"{round(args.daemon_interval * 1000)}ms", "--status-addr",
-                 f"{HOST}:{free_port_block()}"]
-    exclude = existing_children()
-    with open(workdir / "logs" / "objinsync.err", "wb") as err:
-        proc = subprocess.Popen(argv, env=tool_env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
-    try:
-        deadline = time.monotonic() + args.run_timeout
-        while not _mirrored(dest, args.fleet_files) and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(1.0)
-        time.sleep(2 * args.daemon_interval)
-        procs = tree(exclude)
-        cpu0, req0, t0 = cpu_sum(procs), requests(), time.monotonic()
-        time.sleep(args.daemon_polls * args.daemon_interval)
-        cpu1, req1, t1 = cpu_sum(tree(exclude)), requests(), time.monotonic()
-    finally:
-        if proc.poll() is None:
-            stop_group(proc, timeout=20.0)
-    polls = (t1 - t0) / args.daemon_interval
-    stats = PollStats("ok", polls=round(polls), seconds=t1 - t0, cpu_per_poll=(cpu1 - cpu0) / polls,
-                      requests_per_poll=(req1 - req0) / polls if req0 is not None and req1 is not None else None)
+    stderr, dest = workdir / "logs" / "objinsync.err", workdir / "dest-objinsync"
+    dest.mkdir(parents=True, exist_ok=True)  # objinsync refuses a destination that does not exist
+    argv = peers.daemon_command(tool, target.uri, target.endpoint_url, dest,
+                                f"{round(args.daemon_interval * 1000)}ms", f"{HOST}:{free_port_block()}")
+    # Its first pass downloads the whole fleet, so it gets as long as a one-shot run may take.
+    stats = measure_polls(argv, peers.tool_env(tool, env, target.env, target.endpoint_url), log_passes(stderr),
+                          max(3, round(args.daemon_polls * 0.25)), max(args.daemon_interval, args.fleet_files / 20_000),
+                          stderr=stderr, requests=requests, warm_up=args.run_timeout)
     say(f"{name}: {_describe(stats)}")
-    return FleetRow(name, (), stats, note="polls estimated as time / interval (objinsync counts no passes)")
-
-
-def _mirrored(dest: Path, files: int) -> bool:
-    count = 0
-    for _, _, names in os.walk(dest):
-        count += len(names)
-    return count >= files
+    return FleetRow(name, (), stats, note="passes counted by the line objinsync logs after each one")
 
 
 def _describe(s: PollStats) -> str:

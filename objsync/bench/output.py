@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import objsync
-from objsync.bench import baseline, context, peers, report
+from objsync.bench import baseline, chart as charts, context, listpoll, peers, report, variants
 from objsync.bench.phases import BenchResult
 from objsync.bench.seeding import Target
 
@@ -33,12 +34,12 @@ def meta(env: Mapping[str, str], tools: Sequence[peers.Tool], missing: Mapping[s
         "load": load,
         "files": result.work["cold"].files,
         "bytes": result.work["cold"].bytes,
-        "target": (f"local SeaweedFS on loopback ({target.endpoint_url})" if target.server_pid
+        "target": (f"local SeaweedFS on loopback ({target.direct_url or target.endpoint_url})" if target.server_pid
                    else f"{target.endpoint_url or 'AWS S3'} bucket {target.bucket}"),
         "requests_source": ("SeaweedFS S3 gateway counter SeaweedFS_s3_request_total for the bucket, "
                             "read before and after each run" if target.metrics_url else "n/a (no metrics page)"),
         "objsync": f"{objsync.__version__} at {context.git_revision(Path(objsync.__file__).parent)}",
-        "versions": {t.name: peers.version(t, env) for t in tools if t.kind != "objsync"},
+        "versions": {t.name: peers.version(t, env) for t in tools if t.kind != "objsync" and t.concurrency is None},
         "missing": dict(missing),
         "verify": ("every path, size and MD5 (full compare)" if full else
                    f"every path and size, MD5 of a seeded sample ({', '.join(verify_modes)})"),
@@ -55,6 +56,12 @@ def documents(result: BenchResult, info: Mapping[str, Any], ours: Sequence[str],
     doc = report.to_json(result, info, ours)
     if sweep:
         text += "\n" + sweep_advice(result)
+    if any(peers.variant_of(name)[1] is not None for name in result.tools):
+        text += "\n" + variants.section(report.summarize(result), ours)
+        doc["concurrency"] = [dataclasses.asdict(p) for p in variants.picks(report.summarize(result))]
+    if polled := listpoll.section(result):
+        text += "\n" + polled
+        doc["list_daemon"] = [dataclasses.asdict(r) for r in listpoll.rows(result)]
     if "baseline" in info and OURS in result.tools:
         text += "\n" + baseline.section(result, OURS, peers.BASELINE, info["baseline"])
         doc["baseline"] = baseline.to_json(result, OURS, peers.BASELINE, info["baseline"])
@@ -73,7 +80,7 @@ def write(out: Path, stem: str, text: str, doc: Mapping[str, Any], result: Bench
     report.write_json(doc, js)
     paths = [md, js]
     if chart:
-        if report.write_chart(result, png):
+        if charts.write_chart(result, png):
             paths.append(png)
         else:
             say("no chart: matplotlib is not installed (pip install 'objsync[bench]')")

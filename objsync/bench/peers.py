@@ -15,18 +15,21 @@ PEERS = KINDS[1:]
 BASELINE = "objsync-base"
 BASELINE_VAR = "OBJSYNC_BASELINE_BIN"
 RCLONE_REMOTE = "OBJSYNCBENCH"
+VARIANT_SEP = "@"
 # Variables that would leak a different identity into a tool pointed at the benchmark server.
 _FOREIGN_AWS = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFILE")
 
 
 @dataclass(frozen=True)
 class Tool:
-    """One contender: a label for the tables, its kind, how to start it and extra flags."""
+    """One contender: a label for the tables, its kind, how to start it, extra flags and variables."""
 
     name: str
     kind: str
     exe: tuple[str, ...]
     extra: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    concurrency: int | None = None  # set on a sweep's variant; None: the tool's own default
 
     @property
     def ignore(self) -> tuple[str, ...]:
@@ -36,6 +39,12 @@ class Tool:
     @property
     def has_daemon(self) -> bool:
         return self.kind == "objsync"
+
+
+def variant_of(name: str) -> tuple[str, int | None]:
+    """('s5cmd', 64) for a sweep's variant 's5cmd@64'; (name, None) for a tool at its defaults."""
+    family, sep, n = name.rpartition(VARIANT_SEP)
+    return (family, int(n)) if sep and n.isdigit() else (name, None)
 
 
 def objsync_tool(extra: tuple[str, ...] = (), name: str = "objsync") -> Tool:
@@ -80,7 +89,11 @@ def sync_command(tool: Tool, uri: str, endpoint: str | None, dest: Path) -> list
 
 def daemon_command(tool: Tool, uri: str, endpoint: str | None, dest: Path, interval: str,
                    status_addr: str) -> list[str]:
-    """objsync as a long-running puller with its status page on status_addr."""
+    """objsync (or objinsync) as a long-running puller with its status page on status_addr."""
+    if tool.kind == "objinsync":
+        ssl = ["--disable-ssl"] if endpoint and endpoint.startswith("http://") else []
+        return [*tool.exe, "pull", "--interval", interval, "--status-addr", status_addr,
+                *_opt("--s3-endpoint", endpoint), *ssl, *tool.extra, uri, str(dest)]
     if not tool.has_daemon:
         raise ValueError(f"{tool.name} has no daemon mode")
     return [*tool.exe, "pull", "--interval", interval, "--status-addr", status_addr,
@@ -99,9 +112,13 @@ def tool_env(tool: Tool, base: Mapping[str, str], target_env: Mapping[str, str],
         for name in _FOREIGN_AWS:
             env.pop(name, None)
     env.update(target_env)
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        if endpoint and name in env:
+            env[name] = endpoint  # a tool that reads it gets the endpoint of its flags (the latency proxy, say)
     if tool.exe[0] != sys.executable:
         # Another program's Python (a baseline build, the aws CLI) would import this checkout's modules.
         env.pop("PYTHONPATH", None)
+    env.update(tool.env)
     if tool.kind == "rclone":
         env.pop("AWS_CA_BUNDLE", None)  # rclone refuses to start when it is set
         prefix = f"RCLONE_CONFIG_{RCLONE_REMOTE}_"
@@ -150,6 +167,8 @@ def find_peers(env: Mapping[str, str], wanted: tuple[str, ...] = PEERS) -> tuple
 
 def version(tool: Tool, env: Mapping[str, str]) -> str:
     """The tool's version line, as the tool itself reports it, or 'unknown'."""
+    if tool.kind == "objinsync":  # it has no version flag: name the binary instead
+        return f"objinsync ({tool.exe[0]})"
     args = {"s5cmd": ["version"], "rclone": ["version"]}.get(tool.kind, ["--version"])
     try:
         out = subprocess.run([*tool.exe, *args], capture_output=True, text=True, timeout=30, env=dict(env))

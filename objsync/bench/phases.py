@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import time
@@ -14,17 +15,21 @@ import psutil
 from objsync.bench import context, peers, promtext, seeding
 from objsync.bench.measure import run_measured
 from objsync.bench.peers import Tool
-from objsync.bench.polls import PollStats, last_message, measure_polls
+from objsync.bench.polls import PollStats, last_message, log_passes, measure_polls, metrics_passes
 from objsync.bench.presets import Expect, Mutation, Preset, SeedFile, apply, build_tree, expectations, mutate
 from objsync.bench.seaweed import HOST, free_port_block
 from objsync.bench.seeding import Target
 from objsync.bench.verify import Check, check_dest
 
-PHASES = ("cold", "noop", "incremental", "daemon")
+PHASES = ("cold", "noop", "incremental", "daemon", "list-daemon")
+DAEMON_PHASES = ("daemon", "list-daemon")
 PHASE_TITLES = {"cold": "cold (empty destination)", "noop": "restart no-op (--once, up to date)",
                 "incremental": "incremental (1 % changed, 0.5 % added, 0.5 % deleted)",
-                "daemon": "daemon no-op poll"}
+                "daemon": "daemon no-op poll",
+                "list-daemon": "LIST-mode daemon, quiet polls (objsync --ignore-manifests beside objinsync)"}
 PEER_POLL_NOTE = "no daemon mode: one no-op sync"
+# The daemons that poll by listing the whole prefix, and the flags that make each one do so.
+LIST_DAEMONS = {"objsync": ("--ignore-manifests",), "objinsync": ()}
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,7 @@ class DaemonRecord:
     check: Check | None = None
     load1: float = 0.0
     repeat: int = 0
+    phase: str = "daemon"
 
 
 @dataclass(frozen=True)
@@ -137,7 +143,8 @@ class Bench:
         self.logs = workdir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.uploaded: set[str] = set()
-        self._server = psutil.Process(target.server_pid) if target.server_pid else None
+        # The server's CPU, and the latency proxy's when there is one: both serve every tool alike.
+        self._server = [psutil.Process(pid) for pid in (target.server_pid, target.proxy_pid) if pid]
 
     # -- helpers ---------------------------------------------------------------
 
@@ -151,13 +158,12 @@ class Bench:
             return None
 
     def server_cpu(self) -> float | None:
-        if self._server is None:
+        if not self._server:
             return None
         try:
-            t = self._server.cpu_times()
+            return sum(t.user + t.system for t in (p.cpu_times() for p in self._server))
         except psutil.Error:
             return None
-        return t.user + t.system
 
     def env_for(self, tool: Tool) -> dict[str, str]:
         return peers.tool_env(tool, self.base_env, self.target.env, self.target.endpoint_url)
@@ -218,30 +224,44 @@ class Bench:
         self.say(f"--- {PHASE_TITLES.get(phase, phase)}")
         return [self.run_one(tool, phase, r, model) for tool, r in interleave(self.tools, self.plan.repeats_for)]
 
+    def poll_daemon(self, tool: Tool, r: int, phase: str, model: Mapping[str, Expect],
+                    flags: tuple[str, ...] = ()) -> DaemonRecord:
+        """Run the tool's daemon on the folder its repeat r synced, and measure its quiet polls."""
+        dest = self.dest(tool, r)
+        status_addr = f"{HOST}:{free_port_block()}"
+        argv = peers.daemon_command(dataclasses.replace(tool, extra=(*tool.extra, *flags)), self.target.uri,
+                                    self.target.endpoint_url, dest, f"{round(self.plan.daemon_interval * 1000)}ms",
+                                    status_addr)
+        stderr = self.logs / f"{phase}-{slug(tool.name)}-r{r}.err"
+        passes = log_passes(stderr) if tool.kind == "objinsync" else metrics_passes(f"http://{status_addr}/metrics")
+        load1 = os.getloadavg()[0]
+        stats = measure_polls(argv, self.env_for(tool), passes, self.plan.daemon_polls, self.plan.daemon_interval,
+                              stderr=stderr, requests=self.requests)
+        check = None
+        if stats.status == "ok":
+            check = check_dest(dest, model, ignore=tool.ignore, mode=self.plan.verify, seed=self.plan.seed)
+        record = DaemonRecord(tool.name, stats, check, load1, r, phase)
+        self.say(record)
+        return record
+
     def run_daemon_phase(self, model: Mapping[str, Expect]) -> tuple[list[DaemonRecord], list[RunRecord]]:
         self.say(f"--- {PHASE_TITLES['daemon']}")
         daemons, runs = [], []
         # Repeated and interleaved like the other phases, so that two builds of objsync get a spread here too.
-        for tool, r in interleave(self.tools, self.plan.repeats_for):
-            if not tool.has_daemon:
-                if r == 0:  # the peer's stand-in is one no-op sync; the noop phase already repeats those
-                    runs.append(self.run_one(tool, "daemon", 0, model, note=PEER_POLL_NOTE))
-                continue
-            dest = self.dest(tool, r)
-            status_addr = f"{HOST}:{free_port_block()}"
-            argv = peers.daemon_command(tool, self.target.uri, self.target.endpoint_url, dest,
-                                        f"{round(self.plan.daemon_interval * 1000)}ms", status_addr)
-            load1 = os.getloadavg()[0]
-            stats = measure_polls(argv, self.env_for(tool), f"http://{status_addr}/metrics", self.plan.daemon_polls,
-                                  self.plan.daemon_interval, stderr=self.logs / f"daemon-{slug(tool.name)}-r{r}.err",
-                                  requests=self.requests)
-            check = None
-            if stats.status == "ok":
-                check = check_dest(dest, model, ignore=tool.ignore, mode=self.plan.verify, seed=self.plan.seed)
-            record = DaemonRecord(tool.name, stats, check, load1, r)
-            self.say(record)
-            daemons.append(record)
+        # A sweep's variants differ in download concurrency only, which a quiet poll does not use.
+        for tool, r in interleave([t for t in self.tools if t.concurrency is None], self.plan.repeats_for):
+            if tool.has_daemon:
+                daemons.append(self.poll_daemon(tool, r, "daemon", model))
+            elif r == 0:  # the peer's stand-in is one no-op sync; the noop phase already repeats those
+                runs.append(self.run_one(tool, "daemon", 0, model, note=PEER_POLL_NOTE))
         return daemons, runs
+
+    def run_list_daemon_phase(self, model: Mapping[str, Expect]) -> list[DaemonRecord]:
+        """objsync in LIST mode and objinsync's daemon, interleaved: the same bucket, interval and polls."""
+        self.say(f"--- {PHASE_TITLES['list-daemon']}")
+        tools = [t for t in self.tools if t.concurrency is None and t.kind in LIST_DAEMONS]
+        return [self.poll_daemon(tool, r, "list-daemon", model, LIST_DAEMONS[tool.kind])
+                for tool, r in interleave(tools, self.plan.repeats_for)]
 
     def run(self) -> BenchResult:
         """Seed the bucket, run the phases, and remove the destinations (the caller cleans the bucket)."""
@@ -266,6 +286,8 @@ class Bench:
                 d, extra = self.run_daemon_phase(model)
                 daemons += d
                 runs += extra
+            if "list-daemon" in p.phases:
+                daemons += self.run_list_daemon_phase(model)
         finally:
             shutil.rmtree(self.workdir / "dest", ignore_errors=True)
         work = {phase: phase_work(phase, base, m) for phase in PHASES}

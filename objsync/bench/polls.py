@@ -1,8 +1,13 @@
-"""The daemon no-op phase: run `objsync pull` as a daemon and measure its steady-state polls."""
+"""Quiet polls of a daemon: start it, wait for its first pass, then measure the cost of its next passes.
+
+Passes are counted by objsync's `/metrics`, or, for objinsync (which has no pass counter), by the
+"Pull finished in ..." line it logs after each pass.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -50,15 +55,68 @@ def last_message(stderr: Path) -> str:
     return str(record.get("msg", lines[-1])) if isinstance(record, dict) else lines[-1].strip()
 
 
-def _passes(text: str) -> tuple[float, float, float]:
+# Passes so far: (good, failed, seconds spent in them), or None while the daemon cannot tell.
+Passes = Callable[[], "tuple[float, float, float] | None"]
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+OBJINSYNC_PASS = "Pull finished in "
+
+
+def _metric_passes(text: str) -> tuple[float, float, float]:
     return (promtext.total(text, promtext.PASSES, {"result": "ok"}),
             promtext.total(text, promtext.PASSES, {"result": "failed"}),
             promtext.total(text, promtext.PASS_SECONDS_SUM))
 
 
-def measure_polls(argv: Sequence[str], env: Mapping[str, str], status_url: str, polls: int, interval: float, *,
-                  stderr: Path, requests: Callable[[], int | None]) -> PollStats:
-    """Start the daemon, wait for its first good pass, then measure `polls` further passes and stop it."""
+def metrics_passes(status_url: str) -> Passes:
+    """objsync's pass counters, read from its /metrics page."""
+    def read() -> tuple[float, float, float] | None:
+        try:
+            return _metric_passes(promtext.fetch(status_url))
+        except OSError:
+            return None
+    return read
+
+
+def go_duration(text: str) -> float | None:
+    """Seconds in a Go duration as Go prints it (`1m2.5s`, `812.3ms`, `950µs`), or None."""
+    text = text.strip()
+    parts = _GO_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text.lstrip("+"):
+        return None
+    return sum(float(n) * _GO_UNITS[u] for n, u in parts)
+
+
+def objinsync_passes(lines: Sequence[str]) -> tuple[float, float, float]:
+    """Passes in objinsync's log: one "Pull finished in <duration> seconds." line each (a failure exits)."""
+    count, seconds = 0, 0.0
+    for line in lines:
+        if OBJINSYNC_PASS not in line:  # most lines: read every quarter second, so skip them unparsed
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        msg = str(record.get("msg", "")) if isinstance(record, dict) else ""
+        if msg.startswith(OBJINSYNC_PASS):
+            count += 1
+            seconds += go_duration(msg[len(OBJINSYNC_PASS):].split(" ")[0]) or 0.0
+    return float(count), 0.0, seconds
+
+
+def log_passes(stderr: Path) -> Passes:
+    """objinsync's passes, counted in the log it writes to `stderr` (JSON lines, its production format)."""
+    def read() -> tuple[float, float, float] | None:
+        try:
+            return objinsync_passes(stderr.read_text(errors="replace").splitlines())
+        except OSError:
+            return None
+    return read
+
+
+def measure_polls(argv: Sequence[str], env: Mapping[str, str], passes: Passes, polls: int, interval: float, *,
+                  stderr: Path, requests: Callable[[], int | None], warm_up: float = WARM_UP_TIMEOUT) -> PollStats:
+    """Start the daemon, wait up to `warm_up` s for its first good pass, then measure `polls` more passes."""
     exclude = existing_children()
     sampler = RssSampler(exclude, series_every=SERIES_SECONDS)
     with open(stderr, "wb") as err:
@@ -66,7 +124,7 @@ def measure_polls(argv: Sequence[str], env: Mapping[str, str], status_url: str, 
                                 stderr=err, start_new_session=True)
     sampler.start()
     try:
-        return _measure(proc, status_url, polls, interval, stderr, requests, sampler, exclude)
+        return _measure(proc, passes, polls, interval, stderr, requests, sampler, exclude, warm_up)
     finally:
         if proc.poll() is None:
             stop_group(proc, timeout=20.0)
@@ -75,26 +133,21 @@ def measure_polls(argv: Sequence[str], env: Mapping[str, str], status_url: str, 
             sampler.stop()
 
 
-def _read(status_url: str) -> tuple[float, float, float] | None:
-    try:
-        return _passes(promtext.fetch(status_url))
-    except OSError:
-        return None
-
-
-def _measure(proc: subprocess.Popen, status_url: str, polls: int, interval: float, stderr: Path,
-             requests: Callable[[], int | None], sampler: RssSampler, exclude: frozenset[int]) -> PollStats:
-    deadline = time.monotonic() + WARM_UP_TIMEOUT
+def _measure(proc: subprocess.Popen, passes: Passes, polls: int, interval: float, stderr: Path,
+             requests: Callable[[], int | None], sampler: RssSampler, exclude: frozenset[int],
+             warm_up: float) -> PollStats:
+    started = time.monotonic()
+    deadline = started + warm_up
     while True:
         if proc.poll() is not None:
             reason = last_message(stderr) or f"exited with status {proc.returncode}"
             return PollStats(status="skipped", reason=f"the daemon exited at start (status {proc.returncode}): {reason}")
-        counts = _read(status_url)
+        counts = passes()
         if counts and counts[0] >= 1:
             break
         if time.monotonic() > deadline:
             why = "no good pass" if counts else "its status page never answered"
-            return PollStats(status="failed", reason=f"{why} within {WARM_UP_TIMEOUT:.0f} s: {last_message(stderr)}")
+            return PollStats(status="failed", reason=f"{why} within {warm_up:.0f} s: {last_message(stderr)}")
         time.sleep(CHECK_SECONDS)
 
     ok0, failed0, sum0 = counts
@@ -102,9 +155,10 @@ def _measure(proc: subprocess.Popen, status_url: str, polls: int, interval: floa
     cpu0, req0, t0 = cpu_sum(procs), requests(), time.monotonic()
     rss_at = len(sampler.series)
     time.sleep(polls * interval)
-    limit = time.monotonic() + polls * interval * 3 + 30
+    # A pass of a large tree can outlast the interval: the start-up and first pass bound one from above.
+    limit = time.monotonic() + polls * max(interval, t0 - started) * 3 + 30
     while True:
-        counts = _read(status_url)
+        counts = passes()
         if proc.poll() is not None:
             return PollStats(status="failed", reason=f"the daemon died while polling: {last_message(stderr)}")
         if counts and counts[0] + counts[1] >= ok0 + failed0 + polls:

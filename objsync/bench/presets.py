@@ -45,6 +45,9 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("small", 1_000, repos=10),
     Preset("large", 10_000, large_files=8),
     Preset("xlarge", 100_000, large_files=8),
+    # DAG-like files only, for memory per object and daemon polls: the small files of large and xlarge.
+    Preset("dags10k", 10_000),
+    Preset("dags100k", 100_000),
 )}
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from objsync.bench.peers import variant_of
 from objsync.bench.phases import PHASE_TITLES, PHASES, BenchResult, DaemonRecord, RunRecord
 from objsync.bench.stats import Spread, rate, ratio, spread
 
@@ -75,7 +76,8 @@ def ratios(summaries: Sequence[PhaseSummary], ours: Sequence[str]) -> list[Ratio
     """Each of our tools against each other tool, phase by phase, on the medians."""
     out = []
     for phase in PHASES:
-        rows = {s.tool: s for s in summaries if s.phase == phase}
+        # A sweep's variants have their own section: here each tool at its defaults only.
+        rows = {s.tool: s for s in summaries if s.phase == phase and variant_of(s.tool)[1] is None}
         for mine in ours:
             if mine not in rows:
                 continue
@@ -157,9 +159,9 @@ def ratio_table(rows: Sequence[Ratio]) -> str:
     return markdown_table(["phase", "ours", *(f"vs {p}" for p in peers)], lines)
 
 
-def daemon_table(result: BenchResult) -> str:
+def daemon_table(result: BenchResult, phase: str = "daemon") -> str:
     rows = []
-    for d in result.daemons:
+    for d in (d for d in result.daemons if d.phase == phase):
         s = d.stats
         tool = f"{d.tool} r{d.repeat}"
         if s.status != "ok":
@@ -179,7 +181,7 @@ def render_markdown(result: BenchResult, meta: Mapping[str, Any], ours: Sequence
     p = result.plan
     load = meta.get("load", {})
     out = [
-        f"# objsync bench: `{p.preset.name}` preset, {meta.get('date', '')}",
+        f"# objsync bench: `{p.preset.name}` preset{_latency_title(meta)}, {meta.get('date', '')}",
         "",
         f"- tree: {meta.get('files', 0):,} files, {meta.get('bytes', 0) / MIB:,.1f} MiB, seed {p.seed}; "
         f"bucket seeded in {result.seed_seconds:.1f} s",
@@ -188,6 +190,7 @@ def render_markdown(result: BenchResult, meta: Mapping[str, Any], ours: Sequence
         f"the previous run); other processes kept {num(load.get('others_cores'))} CPUs busy on average during "
         "the runs",
         f"- target: {meta.get('target', '')}; requests: {meta.get('requests_source', '')}",
+        *([f"- latency: {meta['latency']}"] if meta.get("latency") else []),
         f"- objsync: {meta.get('objsync', '')}; peers: {', '.join(meta.get('versions', {}).values()) or 'none'}",
         f"- repeats: {p.repeats} per tool{_tool_repeats(p.tool_repeats)}, interleaved; wall is the median with "
         "min–max; CPU (user+system) and peak RSS are summed over each tool's whole process tree",
@@ -203,9 +206,14 @@ def render_markdown(result: BenchResult, meta: Mapping[str, Any], ours: Sequence
     rows = ratios(summaries, ours_present)
     if rows:
         out += ["", "## Ratios (ours / peer: below 1 means objsync is faster or uses less)", "", ratio_table(rows)]
-    if result.daemons:
+    if any(d.phase == "daemon" for d in result.daemons):
         out += ["", f"## {PHASE_TITLES['daemon']}", "", daemon_table(result)]
     return "\n".join(out) + "\n"
+
+
+def _latency_title(meta: Mapping[str, Any]) -> str:
+    rtt = meta.get("latency_rtt")
+    return f", {rtt * 1000:g} ms latency" if rtt else ""
 
 
 def _tool_repeats(pairs: Sequence[tuple[str, int]]) -> str:
@@ -257,46 +265,9 @@ def describe(r: RunRecord) -> str:
 def describe_daemon(d: DaemonRecord) -> str:
     s = d.stats
     if s.status != "ok":
-        return f"daemon      r{d.repeat} {d.tool:<16} {s.status.upper()}: {s.reason}"
+        return f"{d.phase:<11} r{d.repeat} {d.tool:<16} {s.status.upper()}: {s.reason}"
     checked = "verified" if d.check and d.check.ok else f"!!! MISMATCH: {d.check.problems[:3] if d.check else ''}"
     req = "n/a" if s.requests_per_poll is None else f"{s.requests_per_poll:.1f}"
-    return (f"daemon      r{d.repeat} {d.tool:<16} {s.polls} polls: cpu {s.cpu_per_poll:.3f} s/poll, "
+    return (f"{d.phase:<11} r{d.repeat} {d.tool:<16} {s.polls} polls: cpu {s.cpu_per_poll:.3f} s/poll, "
             f"req {req}/poll, rss {s.rss_first / 2**20:.1f} -> {s.rss_last / 2**20:.1f} MiB "
             f"(peak {s.peak_rss / 2**20:.1f})  {checked}")
-
-
-# -- chart ----------------------------------------------------------------------------
-
-
-def write_chart(result: BenchResult, path: Path) -> bool:
-    """Median wall and CPU seconds per phase and tool as a PNG; False when matplotlib is not installed."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    summaries = summarize(result)
-    # The daemon phase is left out: objsync's figure there is per poll, the peers' is one whole sync.
-    phases = [ph for ph in PHASES if ph != "daemon" and any(s.phase == ph for s in summaries)]
-    if not phases:
-        return False
-    fig, axes = plt.subplots(1, len(phases), figsize=(4.2 * len(phases), 4.2), squeeze=False)
-    for ax, phase in zip(axes[0], phases):
-        rows = [s for s in summaries if s.phase == phase]
-        xs = range(len(rows))
-        walls = [s.wall.median for s in rows]
-        errors = [[s.wall.median - s.wall.low for s in rows], [s.wall.high - s.wall.median for s in rows]]
-        ax.bar([x - 0.2 for x in xs], walls, 0.4, yerr=errors, capsize=3, label="wall s")
-        ax.bar([x + 0.2 for x in xs], [s.cpu.median for s in rows], 0.4, label="CPU s", alpha=0.6)
-        ax.set_xticks(list(xs), [s.tool for s in rows], rotation=30, ha="right")
-        ax.set_title(PHASE_TITLES[phase].split(" (")[0], fontsize=10)
-        ax.set_ylabel("seconds")
-        ax.grid(axis="y", alpha=0.3)
-    axes[0][0].legend()
-    fig.suptitle(f"objsync bench, preset {result.plan.preset.name} (median of repeats, min–max bars)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True

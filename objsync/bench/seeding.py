@@ -23,6 +23,8 @@ class Target:
     env: Mapping[str, str] = field(default_factory=dict)
     metrics_url: str | None = None
     server_pid: int | None = None
+    direct_url: str | None = None  # the server itself, when the tools reach it through the latency proxy
+    proxy_pid: int | None = None
 
     @property
     def uri(self) -> str:
@@ -33,13 +35,13 @@ class Target:
 
 
 def make_client(target: Target):
-    """A boto3 client for the harness itself, with the same credentials the tools get."""
+    """A boto3 client for the harness itself, with the same credentials the tools get (never delayed)."""
     import boto3
     from botocore.config import Config
 
     env = target.env
     return boto3.client(
-        "s3", endpoint_url=target.endpoint_url,
+        "s3", endpoint_url=target.direct_url or target.endpoint_url,
         aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"), aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
         aws_session_token=env.get("AWS_SESSION_TOKEN"),
         region_name=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",

@@ -1,5 +1,6 @@
 """Synthetic trees: reproducible from the seed, with the promised layout and size distribution."""
 
+import dataclasses
 import math
 import statistics
 
@@ -89,3 +90,9 @@ def test_tiny_preset_still_edits_something():
     tree = build_tree(PRESETS["tiny"], 1)
     m = mutate(tree, PRESETS["tiny"], 1)
     assert len(tree) == 50 and len(m.overwritten) == len(m.added) == len(m.deleted) == 1
+
+
+def test_the_dag_presets_are_the_small_files_of_large_and_xlarge(large_tree):
+    assert build_tree(PRESETS["dags10k"], seed=7) == large_tree[:10_000]
+    assert (PRESETS["dags100k"].files, PRESETS["dags100k"].large_files) == (100_000, 0)
+    assert PRESETS["dags100k"] == dataclasses.replace(PRESETS["xlarge"].without_large_files(), name="dags100k")
