@@ -11,5 +11,7 @@ COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links /wheels objsync && rm -rf /wheels
 USER 50000
 # Same UID as Airflow's images (50000, group 0), so files in a shared volume are readable by Airflow.
+# The daemon's /health and /metrics (--status-addr, :8087 by default).
+EXPOSE 8087
 ENTRYPOINT ["objsync"]
 CMD ["--help"]

@@ -215,6 +215,7 @@ class PassReport:
     interrupted: bool = False
     plan: Plan | None = field(default=None, compare=False, repr=False)
     mode: Mode = Mode.LIST
+    dry_run: bool = False  # the counts are what the pass would do
 
     @property
     def ok(self) -> bool:
@@ -238,5 +239,5 @@ class PassReport:
             "deleted": self.deleted, "skipped": self.skipped, "bytes": self.bytes,
             "seconds": round(self.seconds, 3),
             "errors": [{"key": p.key, "error": p.error} for p in self.errors],
-            "mode": str(self.mode),
+            "mode": str(self.mode), "dry_run": self.dry_run,
         }

@@ -6,7 +6,7 @@ import json
 import logging
 import signal
 import sys
-from typing import Sequence
+from typing import Sequence, TextIO
 
 from objsync.daemon.config import DaemonConfig
 from objsync.daemon.hooks import run_hooks
@@ -35,14 +35,16 @@ def run_pull(cfg: PullConfig, daemon: DaemonConfig, *, as_json: bool = False) ->
                 progress.close()
     except SessionError as exc:
         log.error("%s", exc)
+        if as_json:
+            print_json(PassReport(dry_run=cfg.dry_run).as_dict() | {"errors": [{"key": str(cfg.dest),
+                                                                               "error": str(exc)}]})
         return 1
     finally:
         signals.restore()
     if cfg.dry_run and report.plan is not None:
-        print_plan(report.plan)
+        print_plan(report.plan, sys.stderr if as_json else sys.stdout)  # with --json, stdout holds one document
     if as_json:
-        sys.stdout.write(json.dumps(report.as_dict()) + "\n")
-        sys.stdout.flush()
+        print_json(report.as_dict())
     log_report(report)
     if report.changed and not cfg.dry_run:
         run_hooks(daemon.hooks, report, cfg.dest)
@@ -77,9 +79,13 @@ class Progress:
             self._bar.close()
 
 
-def print_plan(p: Plan) -> None:
+def print_json(doc: dict) -> None:
+    sys.stdout.write(json.dumps(doc) + "\n")
+    sys.stdout.flush()
+
+
+def print_plan(p: Plan, out: TextIO) -> None:
     """Print what a dry run would do, one line per file."""
-    out = sys.stdout
     for f in p.fetches:
         out.write(f"fetch   {f.rel}  ({f.reason}{', verify local bytes first' if f.verify else ''})\n")
     for rel in p.displaced:

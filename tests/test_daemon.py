@@ -124,12 +124,20 @@ def test_health_is_500_until_the_first_pass_succeeds(s3_client, bucket, tmp_path
         with Daemon(f"s3://{bucket}/d", tmp_path / "d", aws_env, "--endpoint-url", proxy.url) as daemon:
             wait_for(lambda: daemon.health()[0] == 500, what="status server")
             wait_for(lambda: daemon.passes() >= 1, what="a failed pass")
-            assert daemon.health() == (500, "Pull not finished")
+            code, body = daemon.health()  # failing, not starting: it says how often, and why
+            assert code == 500 and body.startswith("Pull not finished: ") and "consecutive failed pass" in body
+            assert f"last error: s3://{bucket}/d: listing failed" in body
             proxy.set_down(False)
             wait_for(lambda: daemon.health() == (200, "GOOD"), timeout=30, what="recovery")
             assert daemon.stop() == 0
+        assert any("backing off, next pass in" in r["msg"] for r in daemon.log())
     finally:
         proxy.close()
+    with Daemon(f"s3://{bucket}/d", tmp_path / "d", aws_env) as restarted:
+        wait_for(lambda: restarted.health() == (200, "GOOD"), what="healthy")
+        assert restarted.stop() == 0
+    assert [r["msg"] for r in restarted.log() if "up to date" in r["msg"]] == [
+        f"{tmp_path / 'd'} is up to date with s3://{bucket}/d (listed 1, nothing to fetch or delete)"]
 
 
 def test_outage_keeps_the_daemon_alive_reports_failures_and_recovers(s3_client, bucket, tmp_path, aws_env):

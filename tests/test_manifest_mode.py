@@ -275,3 +275,16 @@ def test_pin_to_overwritten_objects_says_why(seaweed, bucket, tmp_path, aws_env)
     assert set(errors) == {"dags/a/dag_a.py", "dags/a/lib/helper.py"}
     assert "(overwritten after the push)" in errors["dags/a/dag_a.py"]
     assert "(deleted after the push)" in errors["dags/a/lib/helper.py"]
+
+
+def test_list_mode_counts_only_what_it_may_mirror(seaweed, bucket, tmp_path, aws_env):
+    publish_repo(seaweed, bucket, "a", REPO_A, tmp_path)
+    publish_repo(seaweed, bucket, "b", REPO_B, tmp_path)  # 4 keys of objsync's own: 2 manifests, 2 in history
+    d = tmp_path / "d"
+    run = pull(f"s3://{bucket}/dags", d, "--ignore-manifests", env=aws_env)
+    assert run.rc == 0, run.err
+    s = run.summary
+    assert (s["mode"], s["listed"], s["fetched"], s["skipped"]) == ("list", 5, 5, 0)
+    assert "unchanged 0," in run.err
+    again = pull(f"s3://{bucket}/dags", d, "--ignore-manifests", env=aws_env).summary
+    assert (again["listed"], again["fetched"], again["skipped"]) == (5, 0, 5)

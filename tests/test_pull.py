@@ -278,6 +278,13 @@ def test_empty_listing_keeps_local_files(s3_client, bucket, tmp_path, aws_env):
     assert tree(d) == {}
 
 
+def test_a_mistyped_prefix_into_an_empty_folder_is_named_in_a_warning(dags, tmp_path, aws_env):
+    run = pull(dags.replace("/dags", "/dgas"), tmp_path / "d", env=aws_env)
+    assert run.rc == 0 and run.summary["listed"] == 0
+    assert f"{dags.replace('/dags', '/dgas')} holds no objects to mirror" in run.err
+    assert "holds no objects" not in pull(dags, tmp_path / "d", env=aws_env).err
+
+
 def test_default_max_delete_holds_back_a_pass_that_would_empty_most_of_the_folder(s3_client, bucket, tmp_path,
                                                                                   aws_env):
     put(s3_client, bucket, {f"a/f{i}.py": b"a" for i in range(30)} | {"b/new.py": b"new", "b/f0.py": b"b"})

@@ -273,7 +273,7 @@ def test_config_file_from_a_subfolder_and_dry_run(cli, s3_client, bucket, tmp_pa
     env = {"GITHUB_REPOSITORY": "acme/pipelines"}
     dry = cli("push", "dev", "--dry-run", "--json", cwd=repo / "docs", env=env)
     assert dry.rc == 0, dry.err
-    assert "upload  hello_dag.py" in dry.out and "sql/report.sql" not in dry.out
+    assert "upload  hello_dag.py" in dry.err and "sql/report.sql" not in dry.err
     assert keys(s3_client, bucket) == {}
 
     real = cli("push", "dev", "--json", cwd=repo / "docs", env=env)

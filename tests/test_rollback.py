@@ -28,6 +28,7 @@ def test_rollback_and_forward_in_a_versioned_bucket(cli, s3_client, bucket, tmp_
     assert run.rc == 0, run.err
     s = run.summary
     assert (s["uploaded"], s["manifest_id"], s["manifest"]) == (0, v1, "written")
+    assert (s["checked"], s["unchanged"]) == (2, 2) and "rollback dev: 2 of 2 objects as published" in run.err
     assert manifest(s3_client, bucket, "dags", "r").id == v1
     assert keys(s3_client, bucket, "dags/r/") == before  # nothing uploaded, nothing deleted
     d = tmp_path / "d"
@@ -58,6 +59,8 @@ def test_rollback_without_versioning_only_while_the_objects_are_unchanged(cli, s
     (error,) = run.summary["errors"]
     assert error["key"] == f"s3://{bucket}/dags/r/"
     assert f"cannot roll back to {v2}: 2 of its 3 objects are not as published" in error["error"]
+    assert "rollback dev: 1 of 3 objects as published, nothing uploaded, manifest - not written" in run.err
+    assert (run.summary["checked"], run.summary["unchanged"]) == (3, 1)
     assert "a.py: ETag is now" in error["error"] and "broken.py: deleted since" in error["error"]
     assert "push it instead" in error["error"]
     assert manifest(s3_client, bucket, "dags", "r").files[0].etag == keys(s3_client, bucket)["dags/r/a.py"]
@@ -67,6 +70,7 @@ def test_rollback_to_an_unknown_version_is_refused(cli, s3_client, bucket, tmp_p
     push(cli, tmp_path / "r", V1, bucket)
     run = cli("push", "dev", "--repo", "r", "--rollback", "0123456789abcdef", cwd=tmp_path, env=env_for(bucket))
     assert run.rc == 1 and "no version 0123456789abcdef in the history of repo 'r'" in run.err
+    assert "rollback dev: no object checked, nothing uploaded" in run.err
     put(s3_client, bucket, {"dags/.objsync/history/r/fedcba9876543210.json": b"{}"})
     run = cli("push", "dev", "--repo", "r", "--rollback", "fedcba9876543210", cwd=tmp_path, env=env_for(bucket))
     assert run.rc == 1 and "is not valid" in run.err

@@ -33,10 +33,12 @@ def next_delay(interval: float, failures: int, rng: random.Random = random.Rando
 
 def health_after(failures: int, max_failures: int, ever_succeeded: bool, last_error: str) -> tuple[bool, str]:
     """The health a daemon reports, from its run of consecutive failures."""
+    failing = f"{failures} consecutive failed pass{'' if failures == 1 else 'es'}; last error: {last_error}"
     if not ever_succeeded:
-        return False, "Pull not finished"
+        # Starting and failing look alike to a probe (500), not to a person reading the body.
+        return False, f"Pull not finished: {failing}" if failures else "Pull not finished"
     if max_failures >= 0 and failures >= max_failures and failures > 0:
-        return False, f"{failures} consecutive failed passes; last error: {last_error}"
+        return False, failing
     return True, "GOOD"
 
 
@@ -51,21 +53,30 @@ def run_loop(session: Session, cfg: DaemonConfig, *, signals: Signals, status: S
         report = session.run_pass(signals.stop)
         if report.interrupted:
             break
+        up_to_date = False
         if report.transfer_failed:
             failures += 1
             last_error = next((f"{p.key}: {p.error}" for p in report.errors if p.kind != Kind.REJECTED), "")
             if sentry is not None:
                 sentry(f"objsync pass failed: {last_error}")
         else:
+            up_to_date = not ever_ok and not report.changed and not report.errors
             failures, ever_ok = 0, True
         if metrics is not None:
             metrics.observe(report, failures)
         if status is not None:
             status.health = HealthState(*health_after(failures, cfg.max_failures, ever_ok, last_error))
         log_report(report, routine_if_unchanged=True, consecutive_failures=failures)
+        if up_to_date:
+            # A restart into a folder that is already right would otherwise be silent until something changes.
+            log.info("%s is up to date with %s (listed %d, nothing to fetch or delete)", session.cfg.dest,
+                     session.cfg.source, report.listed)
         if report.changed:
             run_hooks(cfg.hooks, report, session.cfg.dest)
         delay = next_delay(cfg.interval, failures)
+        if failures:
+            log.warning("pass failed (%d in a row); backing off, next pass in %.1fs", failures, delay,
+                        extra={"consecutive_failures": failures, "delay": round(delay, 3)})
         # A healthy loop keeps a steady rhythm: the next pass starts one interval after this one started.
         signals.sleep(max(0.0, delay - report.seconds) if not failures else delay)
     log.info("stopped by signal %s", signals.received)

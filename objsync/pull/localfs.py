@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import shutil
 from pathlib import Path
 
 from objsync.paths import STATE_DIR, parents
@@ -29,12 +30,44 @@ def tmp_dir(root: Path) -> Path:
     return state_dir(root) / "tmp"
 
 
+def check_root(root: Path) -> None:
+    """Raise Unusable when the destination exists and is not a folder."""
+    if Path(root).exists() and not Path(root).is_dir():
+        raise Unusable(errno.ENOTDIR, f"destination {root} exists and is not a directory; "
+                                      f"give a folder, or a path where one can be created")
+
+
+def footprint(root: Path) -> tuple[Path, ...]:
+    """What opening a destination may create, outermost first: the folder (and its parents), state folders, lock."""
+    root = Path(root).absolute()
+    return (*reversed(root.parents), root, state_dir(root), tmp_dir(root), state_dir(root) / "cache",
+            state_dir(root) / "lock")
+
+
+def remove_new(root: Path, new: frozenset[Path]) -> None:
+    """Remove, innermost first, the paths of `footprint` in `new` (those this run created).
+
+    A folder goes only when empty, except the cache, which holds nothing but what this run wrote.
+    """
+    cache = state_dir(Path(root).absolute()) / "cache"
+    for path in reversed(footprint(root)):
+        if path not in new:
+            continue
+        try:
+            if path == cache:
+                shutil.rmtree(path)  # refuses a symlink
+            elif path.is_dir() and not path.is_symlink():
+                path.rmdir()
+            else:
+                path.unlink()
+        except OSError:
+            pass  # in use, or not empty after all: leaving it is always safe
+
+
 def prepare_root(root: Path) -> None:
     """Create the destination and its state folders, or raise Unusable saying why that cannot be done."""
     root = Path(root)
-    if root.exists() and not root.is_dir():
-        raise Unusable(errno.ENOTDIR, f"destination {root} exists and is not a directory; "
-                                      f"give a folder, or a path where one can be created")
+    check_root(root)
     for path in (state_dir(root), tmp_dir(root), state_dir(root) / "cache"):
         # The lock, the cache and temp files live here: a symlink would take their writes elsewhere.
         if path.is_symlink():

@@ -38,18 +38,20 @@ def pull_pass(cfg: PullConfig, listing: Source, state: State, fetcher: Fetcher, 
             Problem(str(cfg.source), f"listing failed: {describe_error(exc)}", Kind.LISTING),))
     problems = list(view.problems)
     if view.unchanged:
-        if view.rescan:
+        if view.rescan and not cfg.dry_run:
             publisher.tidy()
         listing.settle(view, None, problems, interrupted=False)
         return PassReport(listed=view.listed, skipped=view.listed, seconds=time.monotonic() - started,
-                          errors=tuple(problems), mode=view.mode)
+                          errors=tuple(problems), mode=view.mode, dry_run=cfg.dry_run)
 
     p = plan(view.listing, cfg.prefix, state.entries, view.local, cfg.rules, view.held)
     problems += [Problem(r.key, r.reason, Kind.REJECTED) for r in p.rejected]
     if on_plan is not None:
         on_plan(p)
     if cfg.dry_run:
-        return _report(p, started, problems, view.mode, plan=p)
+        # What the pass would do: a fetch that would find the right bytes in place counts as a fetch.
+        return _report(p, started, problems, view.mode, fetched=len(p.fetches), deleted=len(p.deletes) +
+                       len(p.displaced), nbytes=sum(f.size for f in p.fetches), dry_run=True)
 
     publication = publisher.begin(p, view.local, view.labels)
     problems += publication.problems
@@ -88,7 +90,8 @@ def pull_pass(cfg: PullConfig, listing: Source, state: State, fetcher: Fetcher, 
 
 
 def _report(p: Plan, started: float, problems: list[Problem], mode: Mode, *, fetched: int = 0, verified: int = 0,
-            deleted: int = 0, nbytes: int = 0, interrupted: bool = False, plan: Plan | None = None) -> PassReport:
+            deleted: int = 0, nbytes: int = 0, interrupted: bool = False, dry_run: bool = False) -> PassReport:
     return PassReport(listed=p.listed, fetched=fetched, verified=verified, deleted=deleted,
                       skipped=p.skipped_total, bytes=nbytes, seconds=time.monotonic() - started,
-                      errors=tuple(problems), interrupted=interrupted, plan=plan, mode=mode)
+                      errors=tuple(problems), interrupted=interrupted, plan=p if dry_run else None, mode=mode,
+                      dry_run=dry_run)

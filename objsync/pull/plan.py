@@ -42,7 +42,7 @@ def plan(listing: Iterable[RemoteObject], prefix: str, state: Mapping[str, Entry
     rejected: list[Rejected] = []
     remote: dict[str, RemoteObject] = {}
     twice: dict[str, RemoteObject] = {}
-    listed = 0
+    listed = own = 0
     for obj in listing:
         listed += 1
         if is_dir_marker(obj.key):
@@ -58,7 +58,7 @@ def plan(listing: Iterable[RemoteObject], prefix: str, state: Mapping[str, Entry
                 inner = rel.partition("/")[2]
                 if inner:
                     check_relative(inner)
-                skipped["objsync metadata"] += 1
+                own += 1  # never a candidate for the folder, so neither listed nor skipped
                 continue
             check_relative(rel)
         except UnsafeKey as exc:
@@ -112,7 +112,7 @@ def plan(listing: Iterable[RemoteObject], prefix: str, state: Mapping[str, Entry
                                         "are held back this pass") for f in held)
         fetches = [f for f in fetches if not _needs(f, displaced_set)]
         displaced, deletes = [], []
-    return Plan(listed, tuple(fetches), tuple(deletes), tuple(displaced), tuple(rejected),
+    return Plan(listed - own, tuple(fetches), tuple(deletes), tuple(displaced), tuple(rejected),
                 dict(skipped), why)
 
 

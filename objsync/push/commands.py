@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TextIO
 
 from objsync.paths import Filter, split_patterns
 from objsync.push.envs import (Environment, ProjectConfig, git, git_root, load_project, resolve_commit, resolve_repo,
@@ -106,14 +107,15 @@ def _bucket(target: Target) -> Bucket:
 def _finish(report: Report, args: argparse.Namespace) -> int:
     verb = "upload" if report.command == "push" else "copy"
     if args.dry_run and report.plan is not None:
-        _print_plan(report, verb)
+        _print_plan(report, verb, sys.stderr if args.json else sys.stdout)  # with --json, stdout holds one document
     for key, error in report.errors:
         log.error("%s: %s", key, error, extra={"key": key})
     if args.json:
         _print_json(report.as_dict() | {"dry_run": bool(args.dry_run)})
     p = report.plan
     if report.command == "rollback":
-        counts = f"{report.unchanged} objects checked, nothing uploaded"
+        counts = (f"{report.unchanged} of {report.checked} objects as published, nothing uploaded" if report.checked
+                  else "no object checked, nothing uploaded")
     elif args.dry_run and p is not None:
         counts = f"would {verb} {len(p.transfers)}, keep {len(p.unchanged)}, delete {len(p.deletes)}"
     else:
@@ -125,8 +127,8 @@ def _finish(report: Report, args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def _print_plan(report: Report, verb: str) -> None:
-    p, t, out = report.plan, report.target, sys.stdout
+def _print_plan(report: Report, verb: str, out: TextIO) -> None:
+    p, t = report.plan, report.target
     for x in p.transfers:
         out.write(f"{verb:<8}{x.file.path}  ({x.reason}, {x.file.size} bytes)\n")
     for key in p.deletes:

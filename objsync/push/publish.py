@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 
 def publish(bucket: Bucket, target: Target, files: Sequence[SourceFile], rules: PushRules = PushRules(), *,
-            commit: str | None = None, source_url: str | None = None, threads: int = 16, dry_run: bool = False, compile_check: bool = True,
-            source_root: str = "") -> Report:
+            commit: str | None = None, source_url: str | None = None, threads: int = 16, dry_run: bool = False,
+            compile_check: bool = True, source_root: str = "") -> Report:
     """Upload what changed below the target's repo folder, delete what is gone, then write the manifest."""
     started = time.monotonic()
     begun = begin(bucket, target, "push", started)
@@ -77,7 +77,8 @@ def finish(command: str, bucket: Bucket, target: Target, p: PushPlan, transfer: 
     """Transfers, then deletes only if all succeeded, then the manifest: history copy first, current last."""
     if dry_run:
         planned = build(list(p.unchanged) + [t.file for t in p.transfers])
-        return report(command, target, started, p, manifest_id=planned.id, manifest="planned")
+        return report(command, target, started, p, transferred=len(p.transfers), deleted=len(p.deletes),
+                      nbytes=p.bytes, manifest_id=planned.id, manifest="planned")
     published, errors = run_all([(t.key, partial(transfer, t)) for t in p.transfers], threads)
     nbytes = sum(e.size for e in published)
     if errors:

@@ -26,8 +26,9 @@ def rollback(bucket: Bucket, target: Target, manifest_id: str, *, threads: int =
     started = time.monotonic()
     key = target.history_key(manifest_id)
 
-    def refused(where: str, why: str) -> Report:
-        return Report("rollback", target, seconds=time.monotonic() - started, errors=((where, why),))
+    def refused(where: str, why: str, checked: int = 0, good: int = 0) -> Report:
+        return Report("rollback", target, unchanged=good, seconds=time.monotonic() - started,
+                      errors=((where, why),), checked=checked)
 
     try:
         old = read_manifest(bucket, key)
@@ -49,7 +50,8 @@ def rollback(bucket: Bucket, target: Target, manifest_id: str, *, threads: int =
         more = f" (and {len(gone) - SHOWN} more)" if len(gone) > SHOWN else ""
         return refused(target.url(target.folder), (
             f"cannot roll back to {manifest_id}: {len(gone)} of its {len(old.files)} objects are not as published "
-            f"({listed}{more}); check out that version and push it instead"))
+            f"({listed}{more}); check out that version and push it instead"),
+            checked=len(old.files), good=len(old.files) - len(gone))
     manifest = Manifest(old.repo, old.files, old.commit, now(), __version__, old.promoted_from,
                         source_url=old.source_url)
     try:
@@ -59,13 +61,14 @@ def rollback(bucket: Bucket, target: Target, manifest_id: str, *, threads: int =
     state = "unchanged" if current is not None and current.id == manifest.id else "planned" if dry_run else ""
     if state:
         return Report("rollback", target, unchanged=len(manifest.files), seconds=time.monotonic() - started,
-                      manifest_id=manifest.id, manifest=state)
+                      manifest_id=manifest.id, manifest=state, checked=len(manifest.files))
     try:
         write_manifest(bucket, manifest, (target.manifest_key,))
     except Exception as exc:
-        return refused(target.url(target.manifest_key), f"manifest not written: {describe_error(exc)}")
+        return refused(target.url(target.manifest_key), f"manifest not written: {describe_error(exc)}",
+                       checked=len(manifest.files), good=len(manifest.files))
     return Report("rollback", target, unchanged=len(manifest.files), seconds=time.monotonic() - started,
-                  manifest_id=manifest.id, manifest="written")
+                  manifest_id=manifest.id, manifest="written", checked=len(manifest.files))
 
 
 def _check(bucket: Bucket, target: Target, f: FileEntry) -> tuple[FileEntry, str]:

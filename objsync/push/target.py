@@ -54,6 +54,7 @@ class Report:
     manifest: str = "not written"  # "written", "unchanged", "planned" (dry run) or "not written"
     errors: tuple[tuple[str, str], ...] = ()
     plan: PushPlan | None = field(default=None, compare=False, repr=False)
+    checked: int = 0  # rollback: objects whose state was checked; `unchanged` of them were as published
 
     @property
     def ok(self) -> bool:
@@ -66,7 +67,7 @@ class Report:
             "unchanged": self.unchanged, "deleted": self.deleted, "bytes": self.bytes,
             "seconds": round(self.seconds, 3), "manifest_id": self.manifest_id, "manifest": self.manifest,
             "errors": [{"key": k, "error": e} for k, e in self.errors],
-        }
+        } | ({"checked": self.checked} if self.command == "rollback" else {})
 
 
 def report(command: str, target: Target, started: float, p: PushPlan | None = None, *, transferred: int = 0,

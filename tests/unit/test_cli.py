@@ -149,6 +149,24 @@ def test_an_unknown_push_environment_has_the_push_usage(monkeypatch, capsys, tmp
     assert exc.value.code == 2 and err.startswith("usage: objsync push ") and "\nobjsync push: error: " in err
 
 
+@pytest.mark.parametrize("argv, said", [
+    (["push", "dev", "--max-delete", "200%"], "argument --max-delete: '200%' is neither a count of 0 or more"),
+    (["push", "dev", "--threads", "abc"], "argument --threads: 'abc' must be a whole number, 1 or more"),
+    (["promote", "dev", "prod", "--max-delete", "-1"], "nor a percentage from 0% to 100%"),
+    (["promote", "dev", "nowhere"], "unknown environment 'dev'"),
+])
+def test_publish_errors_use_their_own_command_usage_and_say_what_is_allowed(monkeypatch, capsys, tmp_path, argv,
+                                                                            said):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli.logsetup, "setup", lambda level: None)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    command = argv[0]
+    assert exc.value.code == 2 and err.startswith(f"usage: objsync {command} ")
+    assert f"\nobjsync {command}: error: " in err and said in err
+
+
 def test_the_objinsync_alias_names_itself_in_errors(run):
     rc, _, err = run(["pull", "--workers", "x", "s3://b", "/d"], prog="objinsync")
     assert rc == 2 and "objinsync pull: error:" in err

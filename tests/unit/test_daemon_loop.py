@@ -79,8 +79,30 @@ def loop(reports, cfg=DaemonConfig(interval=1.0), **kwargs):
 def test_health_follows_the_run_of_failures():
     rc, seen, _, _ = loop([FAILED, OK, FAILED, REJECTED_ONLY, FAILED, FAILED], DaemonConfig(max_failures=2))
     assert rc == 0
-    assert seen == [(False, "Pull not finished"), (True, "GOOD"), (True, "GOOD"), (True, "GOOD"), (True, "GOOD"),
+    assert seen == [(False, "Pull not finished: 1 consecutive failed pass; last error: s3://b/p: listing failed"),
+                    (True, "GOOD"), (True, "GOOD"), (True, "GOOD"), (True, "GOOD"),
                     (False, "2 consecutive failed passes; last error: s3://b/p: listing failed")]
+
+
+def test_health_tells_starting_from_failing_and_each_backoff_is_logged(caplog):
+    caplog.set_level("INFO", logger="objsync")
+    rc, seen, signals, _ = loop([FAILED, FAILED, FAILED, OK], DaemonConfig(interval=2.0, max_failures=-1))
+    assert [message for _, message in seen[:3]] == [
+        f"Pull not finished: {n} consecutive failed pass{'es' if n > 1 else ''}; last error: s3://b/p: listing failed"
+        for n in (1, 2, 3)]
+    backoffs = [r.getMessage() for r in caplog.records if "backing off" in r.getMessage()]
+    assert backoffs == [f"pass failed ({n} in a row); backing off, next pass in {d:.1f}s"
+                        for n, d in zip((1, 2, 3), signals.delays)]
+
+
+def test_the_first_good_pass_says_the_folder_is_up_to_date_and_later_ones_stay_quiet(caplog):
+    caplog.set_level("INFO", logger="objsync")
+    loop([FAILED, OK, OK, PassReport(listed=1, fetched=1), OK])
+    said = [r.getMessage() for r in caplog.records if "up to date" in r.getMessage()]
+    assert said == ["/dags is up to date with s3://b/p (listed 1, nothing to fetch or delete)"]
+    caplog.clear()
+    loop([PassReport(listed=1, fetched=1), OK])  # a first pass that changed files says so in its summary instead
+    assert not [r for r in caplog.records if "up to date" in r.getMessage()]
 
 
 def test_the_interval_comes_from_the_daemon_config_and_failures_back_off():

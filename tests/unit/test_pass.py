@@ -148,3 +148,20 @@ def test_an_interrupted_manifest_pass_is_read_again_by_the_next_one(tmp_path):
         assert Request("GET", "dags/.objsync/manifests/a.json") in bucket.requests
         assert finished.ok and finished.deleted == 1
         assert rig.files() == {f"a/{rel}": body for rel, body in v2.items()}
+
+
+def test_a_prefix_with_nothing_to_mirror_is_named_once_per_run_of_empty_passes(tmp_path, caplog):
+    bucket = MemoryBucket()
+    bucket.put_many({"dagz/a.py": b"a"})  # the prefix is dags/: a typo away
+    with open_rig(tmp_path / "d", bucket) as rig:
+        warned = lambda: [r.getMessage() for r in caplog.records if "holds no objects" in r.getMessage()]  # noqa: E731
+        assert rig.run().ok and rig.run().ok
+        assert warned() == [f"s3://{bucket.name}/dags holds no objects to mirror, so {rig.dest} stays as it is; "
+                            f"check the prefix"]
+        bucket.put_many({"dags/a.py": b"a"})
+        assert rig.run().fetched == 1 and len(warned()) == 1
+        bucket.delete(["dags/a.py"])
+        held = rig.run()  # the delete guard's error already says to check the prefix
+        assert held.errors[0].kind == Kind.GUARD and len(warned()) == 1
+        (rig.dest / "a.py").unlink()
+        assert rig.run().ok and len(warned()) == 2

@@ -82,10 +82,10 @@ def test_excluded_remote_keys_are_not_fetched():
     assert [f.rel for f in p.fetches] == ["a.py"] and p.skipped == {"excluded": 1}
 
 
-def test_folder_markers_and_metadata_are_skipped_silently():
+def test_folder_markers_are_skipped_and_objsync_keys_not_even_counted():
     p = plan([obj("p/"), obj("p/d/"), obj("p/.objsync/manifests/r.json"), obj("p/a")], "p/", {}, {})
     assert [f.rel for f in p.fetches] == ["a"] and not p.rejected
-    assert p.skipped == {"folder marker": 2, "objsync metadata": 1}
+    assert p.skipped == {"folder marker": 2} and p.listed == 3
 
 
 def test_unsafe_keys_are_rejected_and_rest_syncs():
@@ -186,7 +186,7 @@ def test_key_listed_twice_differently_is_rejected_and_the_local_file_kept():
 def test_hostile_names_inside_objsync_metadata_are_still_named():
     p = plan([obj("p/.objsync/../../x"), obj("p/.objsync/ok.json"), obj("p/.objsync")], "p", {}, {})
     assert [r.key for r in p.rejected] == ["p/.objsync/../../x"]
-    assert p.skipped == {"objsync metadata": 2}
+    assert p.skipped == {} and p.listed == 1
 
 
 def test_file_replacing_a_folder_displaces_the_folder_contents():
