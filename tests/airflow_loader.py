@@ -14,11 +14,21 @@ import os
 import sys
 
 
-def load(folder: str) -> dict:
-    from airflow.models.dagbag import DagBag
-
+def dag_bag():
+    """Airflow 3's DagBag (which never loads examples), else Airflow 2's."""
     try:
-        bag = DagBag(dag_folder=folder, include_examples=False, safe_mode=True)
+        from airflow.dag_processing.dagbag import DagBag
+
+        return DagBag
+    except ImportError:
+        from airflow.models.dagbag import DagBag
+
+        return lambda **kw: DagBag(include_examples=False, **kw)
+
+
+def load(folder: str) -> dict:
+    try:
+        bag = dag_bag()(dag_folder=folder, safe_mode=True)
     except Exception as exc:  # what Airflow's walk itself raises, such as "Detected recursive loop"
         return {"crash": f"{type(exc).__name__}: {exc}"}
     return {"errors": {os.path.relpath(path, folder): (text.strip().splitlines() or [""])[-1][:300]
@@ -48,7 +58,7 @@ def main() -> None:
     folder = sys.argv[1]
     if folder not in sys.path:
         sys.path.insert(0, folder)  # Airflow puts the DAG folder on sys.path for the DAGs' own imports
-    import airflow.models.dagbag  # noqa: F401 - once, before forking
+    dag_bag()  # import Airflow once, before forking
 
     if sys.argv[2] == "--once":
         print(forked(folder))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 
 import pytest
-from test_manifest_mode import REPO_A, CountingProxy, publish_repo
+from test_manifest_mode import REPO_A, proxy, publish_repo  # noqa: F401 - proxy is a fixture
 
 from objsync.pull.versionstore import VersionStore, current_version
 from objsync.pull.versiontree import VersionError
@@ -24,14 +25,6 @@ def files(path) -> dict[str, bytes]:
     return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture
-def proxy(seaweed):
-    host, port = seaweed.endpoint_url.rsplit("//", 1)[1].split(":")
-    p = CountingProxy((host, int(port)))
-    yield p
-    p.close()
-
-
 def test_each_version_gets_its_own_tree_and_a_new_one_downloads_only_what_changed(
         seaweed, bucket, tmp_path, aws_env, proxy):
     v1 = publish_repo(seaweed, bucket, "a", REPO_A, tmp_path)
@@ -41,6 +34,9 @@ def test_each_version_gets_its_own_tree_and_a_new_one_downloads_only_what_change
     proxy.seen.clear()
     assert s.refresh() == v1.id
     assert len(proxy.seen) == 1  # a quiet refresh is one conditional GET
+    proxy.seen.clear()
+    assert store(proxy.url, bucket, tmp_path / "b").refresh() == v1.id
+    assert len(proxy.seen) == 1  # another process on the host shares the ETag: its first refresh is as cheap
 
     v2 = publish_repo(seaweed, bucket, "a", V2, tmp_path)
     proxy.seen.clear()
@@ -104,3 +100,25 @@ def test_without_versioning_an_overwritten_object_of_an_old_version_is_named(sea
     with pytest.raises(VersionError, match=r"dags/a/lib/helper\.py: PreconditionFailed.*overwritten after the push.*"
                                            r"bucket versioning"):
         s.ensure(v1.id)
+
+
+def test_tidy_removes_what_dead_builders_left_and_copies_of_removed_versions(seaweed, bucket, tmp_path, aws_env):
+    v1 = publish_repo(seaweed, bucket, "a", REPO_A, tmp_path)
+    s = store(seaweed.endpoint_url, bucket, tmp_path / "b")
+    s.refresh()
+    v2 = publish_repo(seaweed, bucket, "a", V2, tmp_path)
+    s.refresh()
+    leftovers = [s.versions_dir / f".building-{v1.id}-1-0000", s.meta / "tmp" / "x.part"]
+    leftovers[0].mkdir()
+    leftovers[1].write_bytes(b"half")
+    shutil.rmtree(s.path(v1.id))  # as Airflow's stale-version cleanup does
+    s.tidy()
+    assert not any(p.exists() for p in leftovers)
+    assert sorted(p.name for p in (s.meta / "manifests").iterdir()) == [f"{v2.id}.json"]
+    assert sorted(p.name for p in s.versions_dir.iterdir()) == [v2.id]
+
+
+def test_an_id_that_is_not_a_manifest_id_is_named_with_the_repo(seaweed, bucket, tmp_path, aws_env):
+    s = store(seaweed.endpoint_url, bucket, tmp_path / "b")
+    with pytest.raises(VersionError, match=r"repo 'a' has no version '9fceb02d0ae5'"):
+        s.ensure("9fceb02d0ae5")  # a git SHA, from runs made when the bundle was a GitDagBundle

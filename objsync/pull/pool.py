@@ -142,8 +142,10 @@ class Pool:
 
     LANES = 2
 
-    def __init__(self, remote: RemoteConfig, opts: WriteOptions, cfg: PoolConfig) -> None:
-        self.remote, self.opts, self.cfg = remote, opts, cfg
+    def __init__(self, remote: RemoteConfig, opts: WriteOptions, cfg: PoolConfig, reader: Bucket | None = None) -> None:
+        # `reader`: the bucket in-process lanes read through (and close), for credentials that are not
+        # on the default chain, such as an Airflow connection's; worker processes build their own.
+        self.remote, self.opts, self.cfg, self._reader = remote, opts, cfg, reader
         self._executor: ProcessPoolExecutor | None = None
         self._pids = None  # worker PIDs, reported by each worker as it starts
         self._lanes: ThreadPoolExecutor | None = None
@@ -168,7 +170,7 @@ class Pool:
 
     def _start_lanes(self) -> ThreadPoolExecutor:
         if self._lanes is None:
-            first = _Worker(self.remote, self.opts, self.cfg.threads)
+            first = _Worker(self.remote, self.opts, self.cfg.threads, self._reader)
             self._inline = [first] + [_Worker(self.remote, self.opts, self.cfg.threads, first.reader.sibling())
                                       for _ in range(self.LANES - 1)]
             for worker in self._inline:

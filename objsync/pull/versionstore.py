@@ -1,22 +1,23 @@
 """Every version of one repo kept apart on disk, as `versions_dir/<manifest id>` (the Airflow bundle's storage).
 
 `refresh` costs one request when nothing changed: a conditional GET of the repo's current
-manifest. A new version is built beside the others from the closest version already on disk;
-an older one (a pinned run, or one that cleanup removed) is rebuilt from the manifest history.
-The store keeps a copy of each version's manifest and the id of the current one under
-`base_dir/objsync/`, so that every process on the host sees the same versions.
+manifest, with the ETag that every process on the host shares. A new version is built beside the
+others from the closest version already on disk; an older one (a pinned run, or one that cleanup
+removed) is rebuilt from the manifest history. The store keeps a copy of each version's manifest
+and the current version's id and ETag under `base_dir/objsync/`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 
 from objsync.layout import check_manifest_id, history_key, manifest_key
 from objsync.manifest import Manifest, ManifestError
 from objsync.pull.versions import Refused, Version, parse_manifest
-from objsync.pull.versiontree import Base, VersionError, build_version
+from objsync.pull.versiontree import STAGING, Base, VersionError, build_version
 from objsync.s3.bucket import Bucket
 from objsync.s3.config import Location, RemoteConfig
 from objsync.s3.errors import describe_error, is_missing
@@ -26,83 +27,118 @@ log = logging.getLogger("objsync.versions")
 
 def current_version(base_dir: Path) -> str | None:
     """The id of the newest version refreshed on this host, if any."""
+    return _read_current(Path(base_dir) / "objsync" / "current")[0]
+
+
+def stored_manifest(base_dir: Path, repo: str, mid: str) -> Manifest | None:
+    """The copy of a version's manifest kept on this host, if any (no request)."""
     try:
-        return check_manifest_id((Path(base_dir) / "objsync" / "current").read_text().strip())
-    except (OSError, ValueError):
+        return parse_manifest((Path(base_dir) / "objsync" / "manifests" / f"{check_manifest_id(mid)}.json").read_bytes(),
+                              repo, mid)
+    except (OSError, ValueError, Refused):
         return None
 
 
+def _read_current(path: Path) -> tuple[str | None, str]:
+    """The current version's id and its manifest's ETag, from `path` ("<id> <etag>")."""
+    try:
+        mid, _, etag = path.read_text().strip().partition(" ")
+        return check_manifest_id(mid), etag
+    except (OSError, ValueError):
+        return None, ""
+
+
 class VersionStore:
-    """The versions of `repo` under `location` on this host; not safe for two writers: hold a lock around calls."""
+    """The versions of `repo` under `location` on this host.
+
+    Two processes may build one version at once (each renames its own staging folder); `tidy` needs a lock.
+    """
 
     def __init__(self, bucket: Bucket, remote: RemoteConfig, location: Location, repo: str, base_dir: Path,
                  versions_dir: Path) -> None:
         self.bucket, self.remote, self.location, self.repo = bucket, remote, location, repo
         self.versions_dir = Path(versions_dir)
         self.meta = Path(base_dir) / "objsync"
-        self.etag = ""  # of the current manifest last read by this process
 
     # -- what is on disk -------------------------------------------------------------------------
 
     def current(self) -> str | None:
         """The id of the newest version refreshed on this host, if any."""
-        return current_version(self.meta.parent)
+        return _read_current(self.meta / "current")[0]
 
     def path(self, mid: str) -> Path:
         return self.versions_dir / mid
 
     def manifest(self, mid: str) -> Manifest | None:
         """The manifest of a version this host has seen, else the one in the bucket's history; None if neither."""
-        try:
-            return parse_manifest((self.meta / "manifests" / f"{check_manifest_id(mid)}.json").read_bytes(),
-                                  self.repo, mid)
-        except (OSError, Refused):
-            pass
-        try:
-            return self._history(mid)
-        except VersionError:
-            return None
+        return self.local_manifest(mid) or self._or_none(mid)
+
+    def local_manifest(self, mid: str) -> Manifest | None:
+        """The copy of a version's manifest kept on this host, if any (no request)."""
+        return stored_manifest(self.meta.parent, self.repo, mid)
 
     # -- getting versions ------------------------------------------------------------------------
 
     def refresh(self) -> str:
         """Make the repo's current version present and current here; its id. VersionError leaves the old one."""
         key = manifest_key(self.location.prefix, self.repo)
-        try:
-            got = self.bucket.read_if_changed(key, self.etag)
-        except Exception as exc:
-            raise VersionError(self._keeps(f"cannot read its manifest {self._url(key)}: {describe_error(exc)}")) from None
+        mid, etag = _read_current(self.meta / "current")
+        if mid is None or not self.path(mid).is_dir():
+            etag = ""  # the version on disk went away (cleanup, a new pod): read the manifest whole
+        got = self._read(key, etag)
         if got is None:
-            mid = self.current()
-            if mid is not None and self.path(mid).is_dir():
-                return mid
-            got = self.bucket.read_if_changed(key, "")  # the version on disk went away: read the manifest again
+            return mid
         body, etag = got
         try:
             m = parse_manifest(body, self.repo)
         except Refused as exc:
             raise VersionError(self._keeps(f"its manifest {self._url(key)} was refused: {exc}")) from None
         self.ensure(m.id, Version(etag, m))
-        self._write(self.meta / "current", m.id.encode())
-        self.etag = etag
+        self._write(self.meta / "current", f"{m.id} {etag}\n".encode())
         return m.id
 
     def ensure(self, mid: str, version: Version | None = None) -> Path:
         """The folder of version `mid`, built first if it is not on this host (from the history, unless given)."""
-        target = self.path(check_manifest_id(mid))
+        try:
+            target = self.path(check_manifest_id(mid))
+        except ValueError as exc:
+            raise VersionError(f"repo {self.repo!r} has no version {mid!r}: {exc}") from None
         if target.is_dir():
             return target
         if version is None:
             version = Version(f"pin:{mid}", self._history(mid))
-        self._write(self.meta / "manifests" / f"{mid}.json", version.manifest.to_json())
+        self._write(self._copy(mid), version.manifest.to_json())
         base = self._closest(version.manifest)
-        report = build_version(self.remote, self.location, self.repo, version, self.versions_dir,
+        report = build_version(self.bucket, self.remote, self.location, self.repo, version, self.versions_dir,
                                self.meta / "tmp", base)
         log.info("built version %s of repo %r: %d files downloaded (%d bytes), %d linked from %s",
                  mid, self.repo, report.fetched, report.bytes, len(version.manifest.files) - report.fetched,
                  base.manifest.id if base else "no earlier version",
                  extra={"repo": self.repo, "version": mid, "fetched": report.fetched})
         return target
+
+    def tidy(self) -> None:
+        """Remove what dead builders left and the manifest copies of versions that cleanup removed.
+
+        Only under the lock that every builder of this store holds: a live build would lose its staging folder.
+        """
+        current = self.current()
+        for folder, keep in ((self.versions_dir, lambda n: not n.startswith(STAGING)), (self.meta / "tmp", None)):
+            try:
+                names = os.listdir(folder)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                if keep is None or not keep(name):
+                    _remove(folder / name)
+        try:
+            copies = os.listdir(self.meta / "manifests")
+        except FileNotFoundError:
+            return
+        for name in copies:
+            mid = name.removesuffix(".json")
+            if mid != current and not self.path(mid).is_dir():
+                _remove(self.meta / "manifests" / name)
 
     def _closest(self, m: Manifest) -> Base | None:
         """The version on disk that shares the most files (same path and ETag) with `m`."""
@@ -115,13 +151,22 @@ class VersionStore:
         for name in names:
             if name.startswith(".") or name == m.id or not self.path(name).is_dir():
                 continue
-            other = self.manifest(name) if (self.meta / "manifests" / f"{name}.json").exists() else None
+            other = self.local_manifest(name)
             if other is None:
                 continue
             shared = len(wanted & {(f.path, f.etag) for f in other.files})
             if shared > score:
                 best, score = Base(str(self.path(name)), other), shared
         return best
+
+    def _read(self, key: str, etag: str) -> tuple[bytes, str] | None:
+        try:
+            return self.bucket.read_if_changed(key, etag)
+        except Exception as exc:
+            if is_missing(exc):
+                raise VersionError(self._keeps(f"it has no manifest at {self._url(key)}; publish it with "
+                                               f"`objsync push`")) from None
+            raise VersionError(self._keeps(f"cannot read its manifest {self._url(key)}: {describe_error(exc)}")) from None
 
     def _history(self, mid: str) -> Manifest:
         key = history_key(self.location.prefix, self.repo, mid)
@@ -138,6 +183,15 @@ class VersionStore:
         except (Refused, ManifestError) as exc:
             raise VersionError(f"version {mid} of repo {self.repo!r} in {self._url(key)} was refused: {exc}") from None
 
+    def _or_none(self, mid: str) -> Manifest | None:
+        try:
+            return self._history(mid)
+        except VersionError:
+            return None
+
+    def _copy(self, mid: str) -> Path:
+        return self.meta / "manifests" / f"{check_manifest_id(mid)}.json"
+
     def _keeps(self, why: str) -> str:
         mid = self.current()
         return f"repo {self.repo!r}: {why}; " + (f"version {mid} stays current" if mid else "no version is on this host yet")
@@ -151,3 +205,10 @@ class VersionStore:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
         tmp.write_bytes(data)
         os.replace(tmp, path)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

@@ -10,7 +10,6 @@ file arrived, so no reader ever sees part of a version, and a finished tree is n
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -30,12 +29,12 @@ from objsync.pull.publish import Finished, Placed
 from objsync.pull.snapshot import link_tree
 from objsync.pull.state import State
 from objsync.pull.versions import Version, manifest_listing
+from objsync.s3.bucket import Bucket
 from objsync.s3.config import Location, RemoteConfig
-
-log = logging.getLogger("objsync.pull")
 
 # A version is exactly what its manifest names: removing files is not a mistake to guard against.
 _EXACT = Rules(allow_empty=True, max_delete="100%")
+STAGING = ".building-"  # a version's folder while it is filled, beside where it will be renamed
 
 
 @dataclass(frozen=True)
@@ -70,6 +69,13 @@ class VersionTree:
         gone = set(p.deletes) | set(p.displaced)
         stays = sorted(rel for rel in local if rel not in fetched and rel not in gone)
         link_tree(self.base.path if self.base is not None else self.root, self.root, stays)
+        # link_tree skips a file that vanished (a cleanup may remove the base meanwhile); a version is
+        # never patched later, so a missing file fails the build, and the next attempt picks another base.
+        missing = [rel for rel in stays if not os.path.lexists(os.path.join(self.root, rel))]
+        if missing:
+            self.discard()
+            raise VersionError(f"{len(missing)} files of the base version {self.base.manifest.id} vanished while "
+                               f"they were linked (first: {missing[0]!r})")
         return _TreePass(self, Placed(p.fetches, lambda f: Job(f, self.root, f.rel)))
 
     def discard(self) -> None:
@@ -87,7 +93,7 @@ class _TreePass:
 
     def finish(self, p: Plan, outcome: Outcome) -> Finished:
         tree = self.tree
-        if not outcome.succeeded(p.fetches):
+        if p.rejected or not outcome.succeeded(p.fetches):  # a version is all of its files, or nothing
             tree.discard()
             return Finished()
         try:
@@ -116,12 +122,15 @@ class _OneView:
         pass
 
 
-def build_version(remote: RemoteConfig, location: Location, repo: str, version: Version, versions_dir: Path,
-                  tmp: Path, base: Base | None = None, *, threads: int = 32) -> PassReport:
-    """Build `version` of `repo` at `versions_dir/<manifest id>`; raises VersionError when it cannot be completed."""
+def build_version(bucket: Bucket, remote: RemoteConfig, location: Location, repo: str, version: Version,
+                  versions_dir: Path, tmp: Path, base: Base | None = None, *, threads: int = 32) -> PassReport:
+    """Build `version` of `repo` at `versions_dir/<manifest id>`, reading through (a sibling of) `bucket`.
+
+    Raises VersionError, naming the repo and the reason, when the version cannot be completed.
+    """
     m = version.manifest
     target = versions_dir / m.id
-    staging = versions_dir / f".building-{m.id}-{os.getpid()}-{os.urandom(4).hex()}"
+    staging = versions_dir / f"{STAGING}{m.id}-{os.getpid()}-{os.urandom(4).hex()}"
     tree = VersionTree(str(staging), str(target), base)
     local = tree.scan_all()
     state = State.in_memory(_entries(base, local))
@@ -133,8 +142,10 @@ def build_version(remote: RemoteConfig, location: Location, repo: str, version: 
     versions_dir.mkdir(parents=True, exist_ok=True)
     opts = WriteOptions(tmp=str(tmp), bucket=location.bucket, file_mode=0o644, fsync=Fsync.BATCH)
     try:
-        with Pool(remote, opts, cfg.pool) as pool:
+        with Pool(remote, opts, cfg.pool, reader=bucket.sibling()) as pool:
             report = pull_pass(cfg, _OneView(view), state, pool, tree)
+    except VersionError as exc:
+        raise VersionError(f"version {m.id} of repo {repo!r} was not built: {exc}") from None
     finally:
         if staging.exists():
             tree.discard()
