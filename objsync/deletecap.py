@@ -9,7 +9,7 @@ from decimal import Decimal
 # from a shared prefix goes through, while a prefix that points elsewhere (every path changes) does not.
 DEFAULT_MAX_DELETE = "50%"
 DEFAULT_DELETE_FLOOR = 10
-_RANGE = "a count of 0 or more (e.g. 100) or a percentage from 0% to 100% (e.g. 50%)"
+_COUNT, _SHARE = "a count of 0 or more (e.g. 100)", "a percentage from 0% to 100% (e.g. 50%)"
 
 
 def parse_max_delete(text: str) -> str:
@@ -19,11 +19,11 @@ def parse_max_delete(text: str) -> str:
     try:
         value = float(body) if t.endswith("%") else int(body)
     except ValueError:
-        raise ValueError(f"{text!r} is neither {_RANGE.replace(' or a ', ' nor a ', 1)}") from None
+        raise ValueError(f"{text!r} is neither {_COUNT} nor {_SHARE}") from None
     if not math.isfinite(value):
-        raise ValueError(f"{text!r} is not a finite number; use {_RANGE}")
+        raise ValueError(f"{text!r} is not a finite number; use {_COUNT} or {_SHARE}")
     if value < 0 or (t.endswith("%") and value > 100):
-        raise ValueError(f"{text!r} is neither {_RANGE.replace(' or a ', ' nor a ', 1)}")
+        raise ValueError(f"{text!r} is neither {_COUNT} nor {_SHARE}")
     return t
 
 

@@ -103,7 +103,7 @@ def publish(root: str, top: str, building: str, name: str, *, sync: Callable[[],
 
 
 def remove_tree(path: str) -> None:
-    """Remove a tree (or a link) that will not be published."""
+    """Remove whatever is at `path`: a folder tree, a file or a link; nothing when it is gone."""
     _remove(path)
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from pathlib import Path
 
 from objsync.layout import check_manifest_id, history_key, manifest_key
 from objsync.manifest import Manifest, ManifestError
+from objsync.pull.store import remove_tree
 from objsync.pull.versions import Refused, Version, parse_manifest
 from objsync.pull.versiontree import STAGING, Base, VersionError, build_version
 from objsync.s3.bucket import Bucket
@@ -130,7 +130,7 @@ class VersionStore:
                 continue
             for name in names:
                 if keep is None or not keep(name):
-                    _remove(folder / name)
+                    remove_tree(str(folder / name))
         try:
             copies = os.listdir(self.meta / "manifests")
         except FileNotFoundError:
@@ -138,7 +138,7 @@ class VersionStore:
         for name in copies:
             mid = name.removesuffix(".json")
             if mid != current and not self.path(mid).is_dir():
-                _remove(self.meta / "manifests" / name)
+                remove_tree(str(self.meta / "manifests" / name))
 
     def _closest(self, m: Manifest) -> Base | None:
         """The version on disk that shares the most files (same path and ETag) with `m`."""
@@ -206,9 +206,3 @@ class VersionStore:
         tmp.write_bytes(data)
         os.replace(tmp, path)
 
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)

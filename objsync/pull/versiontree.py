@@ -118,9 +118,6 @@ class _OneView:
     def settle(self, view: View, p: Plan | None, problems: Sequence[Problem], interrupted: bool) -> None:
         pass
 
-    def request_rescan(self) -> None:
-        pass
-
 
 def build_version(bucket: Bucket, remote: RemoteConfig, location: Location, repo: str, version: Version,
                   versions_dir: Path, tmp: Path, base: Base | None = None, *, threads: int = 32) -> PassReport:
