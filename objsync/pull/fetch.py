@@ -205,7 +205,8 @@ class _Download:
         if task.md5 and self.md5.hexdigest() != task.md5:
             raise IntegrityError(f"MD5 {self.md5.hexdigest()} does not match the manifest's {task.md5}")
         os.fchmod(fd, self.opts.file_mode)
-        os.utime(fd, ns=(task.mtime_ns, task.mtime_ns))
+        mtime_ns = _distinct_mtime(task.mtime_ns, task.size, self.parent_fd, self.name)
+        os.utime(fd, ns=(mtime_ns, mtime_ns))
         if self.opts.fsync == Fsync.FILE:
             os.fsync(fd)
         st = os.fstat(fd)
@@ -230,6 +231,23 @@ def _unlink_quietly(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+def _distinct_mtime(mtime_ns: int, size: int, parent_fd: int, name: str) -> int:
+    """The mtime for a file about to replace `name`: its own, or one second later when the file it replaces
+    has the same size and the same mtime in whole seconds.
+
+    Python trusts a cached .pyc while its source keeps that size and whole-second mtime: new code of the
+    same size, published within the same second, would otherwise run as the old code. This also covers a
+    .pyc that a reader of the previous --atomic tree wrote into the new one just after the swap.
+    """
+    try:
+        old = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except OSError:
+        return mtime_ns
+    if stat.S_ISREG(old.st_mode) and old.st_size == size and old.st_mtime_ns // 10**9 == mtime_ns // 10**9:
+        return mtime_ns + 10**9
+    return mtime_ns
 
 
 def _describe_oserror(exc: OSError, rel: str) -> str:
