@@ -23,6 +23,7 @@ from objsync.pull.plan import Rules
 from objsync.pull.pool import PoolConfig, default_workers
 from objsync.push import cli as push_cli
 from objsync.s3.config import Location, RemoteConfig, endpoint_from_env, region_from_env
+from objsync.signing import VERIFY_KEYS_ENV, verify_keys_from
 
 ENV_PREFIX = "OBJSYNC_"
 FSYNC_MODES = tuple(m.value for m in Fsync)
@@ -150,6 +151,11 @@ def add_pull(subparsers) -> tuple[EnvFlag, ...]:
         help="with --atomic: how long a replaced tree stays for the processes still reading it (default 5m)")
     add("--ignore-manifests", action="store_true",
         help="LIST the whole prefix on every pass and mirror what is listed, even where repos have manifests")
+    add("--verify-key", action="append", default=[], metavar="FILE", env=False,
+        help="mirror only versions signed by this Ed25519 public key (PEM); repeatable, to rotate keys "
+             "(default: OBJSYNC_VERIFY_KEYS, PEM text or comma-separated files)")
+    add("--allow-unsigned-folders", action="store_true",
+        help="with verify keys: also mirror top-level names without a manifest, unchecked")
     pull.set_defaults(func=pull_command)
     return tuple(table.flags)
 
@@ -226,13 +232,18 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> PullCo
         filter=Filter(includes=split_patterns(args.include), excludes=split_patterns(args.exclude)),
         scratch=args.scratch, allow_empty=args.allow_empty, max_delete=args.max_delete)
     workers = default_workers() if args.workers is None else args.workers
+    keys = verify_keys_from(args.verify_key, env) if (args.verify_key or env.get(VERIFY_KEYS_ENV)) else ()
+    if keys and args.ignore_manifests:
+        raise ValueError("--ignore-manifests cannot go with verify keys: only manifests carry signatures")
+    if args.allow_unsigned_folders and not keys:
+        raise ValueError("--allow-unsigned-folders needs --verify-key (or OBJSYNC_VERIFY_KEYS)")
     return PullConfig(
         source=Location.parse(args.remote), dest=Path(args.local).absolute(), remote=remote, rules=rules,
         pool=PoolConfig(workers=workers, threads=max(1, args.threads)),
         file_mode=args.default_file_mode, fsync=Fsync(args.fsync), once=args.once,
         dry_run=args.dry_run, pins=parse_pins(args.pin),
         rescan_every=args.rescan_every, use_manifests=not args.ignore_manifests, atomic=args.atomic,
-        keep_snapshots=args.keep_snapshots)
+        keep_snapshots=args.keep_snapshots, verify_keys=keys, allow_unsigned_folders=args.allow_unsigned_folders)
 
 
 def daemon_config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> DaemonConfig:

@@ -1,9 +1,10 @@
 """The manifest: the record of one published version of a repo, written last as a push's commit point.
 
-A manifest is a UTF-8 JSON object with sorted keys (schema 2; schema 1 has no "source_url"):
+A manifest is a UTF-8 JSON object with sorted keys (schema 3; schema 2 has no "signature" nor "sha256",
+schema 1 no "source_url" either):
 
     {
-      "schema": 2,
+      "schema": 3,
       "id": "3f0c9a1b2d4e5f60",          # content id, see content_id()
       "repo": "team-dags",
       "commit": "9fceb02d0ae598e95dc970b74767f19372d61af8",   # or null
@@ -11,15 +12,16 @@ A manifest is a UTF-8 JSON object with sorted keys (schema 2; schema 1 has no "s
       "objsync_version": "0.1.0",
       "promoted_from": null,              # or {"env", "url", "manifest_id"}
       "source_url": "https://github.com/acme/team-dags",  # the repo's web page, where CI said it
+      "signature": {"key_id": "…", "ed25519": "…"},      # or null; see statement()
       "files": [                          # sorted by path, paths unique
-        {"path": "dags/a.py", "size": 120, "etag": "…", "md5": "…", "version_id": null}
+        {"path": "dags/a.py", "size": 120, "etag": "…", "md5": "…", "sha256": "…", "version_id": null}
       ]
     }
 
 `path` is relative to the repo's folder `<prefix>/<repo>/`. `etag` is the object's ETag without
 quotes, `md5` the MD5 of its bytes (they differ for multipart uploads), `version_id` is set when the
-bucket is versioned. A manifest without a `source_url` is written as schema 1, so that older objsync
-releases still read it. Reading is strict: an unknown or missing field, a duplicate key, an unsafe path or
+bucket is versioned, `sha256` the SHA-256 of its bytes. A manifest is written in the oldest schema that
+holds its fields (schema 3 only when signed), so that older objsync releases still read unsigned ones. Reading is strict: an unknown or missing field, a duplicate key, an unsafe path or
 a wrong id is an error. Adding a field means a new schema number.
 """
 
@@ -36,16 +38,21 @@ from objsync.layout import check_env_name, check_manifest_id, check_repo_name
 from objsync.paths import UnsafeKey, check_relative
 from objsync.s3.config import Location
 
-SCHEMA = 2  # the newest schema this objsync reads and writes
-SCHEMAS = (1, 2)
+SCHEMA = 3  # the newest schema this objsync reads and writes
+SCHEMAS = (1, 2, 3)
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _MD5 = re.compile(r"[0-9a-f]{32}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_KEY_ID = re.compile(r"[0-9a-f]{16}")
+_ED25519 = re.compile(r"[A-Za-z0-9+/]{86}==")
 _COMMIT = re.compile(r"[0-9a-f]{7,64}")
 _TOKEN = re.compile(r"[\x21-\x7e]{1,1024}")  # printable ASCII without spaces
 _FILE_FIELDS = ("path", "size", "etag", "md5", "version_id")
+_FILE_FIELDS_V3 = _FILE_FIELDS + ("sha256",)
 _ORIGIN_FIELDS = ("env", "url", "manifest_id")
+_SIGNATURE_FIELDS = ("key_id", "ed25519")
 _FIELDS_V1 = ("schema", "id", "repo", "commit", "created", "objsync_version", "promoted_from", "files")
-_FIELDS = {1: _FIELDS_V1, 2: _FIELDS_V1 + ("source_url",)}
+_FIELDS = {1: _FIELDS_V1, 2: _FIELDS_V1 + ("source_url",), 3: _FIELDS_V1 + ("source_url", "signature")}
 _URL = re.compile(r"https?://[\x21-\x7e]{1,1000}")
 
 
@@ -62,6 +69,15 @@ class FileEntry:
     etag: str
     md5: str
     version_id: str | None = None
+    sha256: str | None = None  # schema 3
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """An Ed25519 signature of a manifest's statement: the signing key's id and the base64 signature."""
+
+    key_id: str
+    ed25519: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +100,14 @@ class Manifest:
     objsync_version: str
     promoted_from: Origin | None = None
     source_url: str | None = None  # the repo's web page (GitHub, GitLab...), to link a version to its commit
+    signature: Signature | None = None
     schema: int | None = None  # None: the oldest schema that holds these fields
     id: str = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.schema is None:
-            object.__setattr__(self, "schema", 1 if self.source_url is None else 2)
+            signed = self.signature is not None or any(f.sha256 is not None for f in self.files)
+            object.__setattr__(self, "schema", 3 if signed else 1 if self.source_url is None else 2)
         object.__setattr__(self, "files", tuple(sorted(self.files, key=lambda f: f.path)))
         _validate(self)
         object.__setattr__(self, "id", content_id(self.files))
@@ -105,14 +123,34 @@ class Manifest:
         """The web page of this version's commit, when the push recorded both."""
         return commit_url(self.source_url, self.commit) if self.source_url and self.commit else None
 
+    def statement(self) -> bytes:
+        """The bytes a signature covers: repo, commit, source URL and each file's path, size, ETag, MD5, SHA-256.
+
+        Not covered: when and by which release it was written, where it was promoted from, and version
+        ids, so that a rollback keeps the signature and a promotion keeps it when the ETags stay.
+        """
+        return json.dumps({"objsync-signed-manifest": 1, "repo": self.repo, "commit": self.commit,
+                           "source_url": self.source_url,
+                           "files": [[f.path, f.size, f.etag, f.md5, f.sha256] for f in self.files]},
+                          sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    def signed(self, signature: Signature | None) -> "Manifest":
+        """The same manifest with `signature` (None: unsigned)."""
+        return Manifest(self.repo, self.files, self.commit, self.created, self.objsync_version, self.promoted_from,
+                        self.source_url, signature, self.schema if signature is None else None)
+
     def as_dict(self) -> dict[str, Any]:
-        extra = {"source_url": self.source_url} if self.schema >= 2 else {}
+        extra: dict[str, Any] = {"source_url": self.source_url} if self.schema >= 2 else {}
+        fields = _FILE_FIELDS_V3 if self.schema >= 3 else _FILE_FIELDS
+        if self.schema >= 3:
+            sig = self.signature
+            extra["signature"] = None if sig is None else {"key_id": sig.key_id, "ed25519": sig.ed25519}
         return extra | {
             "schema": self.schema, "id": self.id, "repo": self.repo, "commit": self.commit,
             "created": self.created, "objsync_version": self.objsync_version,
             "promoted_from": None if self.promoted_from is None else {
                 k: getattr(self.promoted_from, k) for k in _ORIGIN_FIELDS},
-            "files": [{k: getattr(f, k) for k in _FILE_FIELDS} for f in self.files],
+            "files": [{k: getattr(f, k) for k in fields} for f in self.files],
         }
 
     def to_json(self) -> bytes:
@@ -139,7 +177,7 @@ class Manifest:
             raise ManifestError("'files' must be a list")
         entries = []
         for i, item in enumerate(files):
-            _exact_keys(item, _FILE_FIELDS, f"files[{i}]")
+            _exact_keys(item, _FILE_FIELDS_V3 if schema >= 3 else _FILE_FIELDS, f"files[{i}]")
             entries.append(FileEntry(**item))
         paths = [e.path for e in entries]
         if any(not isinstance(p, str) for p in paths) or paths != sorted(paths):
@@ -148,9 +186,13 @@ class Manifest:
         if origin is not None:
             _exact_keys(origin, _ORIGIN_FIELDS, "promoted_from")
             origin = Origin(**origin)
+        signature = doc.get("signature")
+        if signature is not None:
+            _exact_keys(signature, _SIGNATURE_FIELDS, "signature")
+            signature = Signature(**signature)
         manifest = cls(repo=doc["repo"], files=tuple(entries), commit=doc["commit"],
                        created=doc["created"], objsync_version=doc["objsync_version"],
-                       promoted_from=origin, source_url=doc.get("source_url"), schema=schema)
+                       promoted_from=origin, source_url=doc.get("source_url"), signature=signature, schema=schema)
         if doc["id"] != manifest.id:
             raise ManifestError(f"id {doc['id']!r} does not match the file list (expected {manifest.id!r}); "
                                 f"the manifest was altered or damaged")
@@ -188,6 +230,13 @@ def _validate(m: Manifest) -> None:
             raise ManifestError("source_url needs schema 2")
         if not (isinstance(m.source_url, str) and _URL.fullmatch(m.source_url)):
             raise ManifestError(f"source_url {m.source_url!r} must be null or an http(s) URL without spaces")
+    if m.schema < 3 and (m.signature is not None or any(f.sha256 is not None for f in m.files)):
+        raise ManifestError("a signature or SHA-256s need schema 3")
+    if m.signature is not None:
+        s = m.signature
+        if not (isinstance(s, Signature) and isinstance(s.key_id, str) and _KEY_ID.fullmatch(s.key_id)
+                and isinstance(s.ed25519, str) and _ED25519.fullmatch(s.ed25519)):
+            raise ManifestError("signature must be null or a key_id of 16 hex digits and a base64 Ed25519 signature")
     _check(m.repo, check_repo_name, "repo")
     if m.commit is not None and not (isinstance(m.commit, str) and _COMMIT.fullmatch(m.commit)):
         raise ManifestError(f"commit {m.commit!r} must be null or 7 to 64 lowercase hex digits")
@@ -207,6 +256,8 @@ def _validate(m: Manifest) -> None:
     seen: set[str] = set()
     for f in m.files:
         _check_file(f)
+        if m.schema >= 3 and not (isinstance(f.sha256, str) and _SHA256.fullmatch(f.sha256)):
+            raise ManifestError(f"{f.path}: sha256 {f.sha256!r} must be 64 lowercase hex digits")
         if f.path in seen:
             raise ManifestError(f"path {f.path!r} is listed twice")
         seen.add(f.path)

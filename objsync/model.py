@@ -72,6 +72,7 @@ class RemoteObject:
     mtime_ns: int
     version_id: str | None = None
     md5: str = ""
+    sha256: str = ""  # from a signed manifest: every byte is checked against it
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,7 @@ class Fetch:
     expect: str = ""  # the xxh3 that Verify.XXH3 compares with
     version_id: str | None = None  # from a manifest: read exactly this version
     md5: str = ""  # from a manifest: the MD5 of the bytes, checked whatever the ETag's form
+    sha256: str = ""  # from a signed manifest: the SHA-256 the bytes must have before they are placed
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from objsync.pull.versionstore import VersionStore, current_version, stored_mani
 from objsync.pull.versiontree import VersionError
 from objsync.s3.bucket import Bucket
 from objsync.s3.config import Location, RemoteConfig, Session, endpoint_from_env, region_from_env
+from objsync.signing import keys_from_items
 
 BundleVersion = getattr(airflow_bundles, "BundleVersion", None)  # Airflow 3.3+; 3.1 and 3.2 take a plain string
 
@@ -37,13 +38,15 @@ class ObjsyncDagBundle(BaseDagBundle):
     supports_versioning = True
 
     def __init__(self, *, url: str, repo: str, endpoint_url: str | None = None, region: str | None = None,
-                 aws_conn_id: str | None = None, **kwargs: Any) -> None:
+                 aws_conn_id: str | None = None, verify_keys: str | list[str] | None = None, **kwargs: Any) -> None:
         # Airflow's own arguments pass through; one this Airflow does not know (version_data before 3.3) is dropped.
         super().__init__(**{k: v for k, v in kwargs.items() if k in _BASE_ARGS})
         self.url = url
         self.location = Location.parse(url)
         self.repo = check_repo_name(repo)
         self.endpoint_url, self.region, self.aws_conn_id = endpoint_url, region, aws_conn_id
+        # PEM texts or key files; else OBJSYNC_VERIFY_KEYS. Given: only signed versions are built or run.
+        self.verify_keys = keys_from_items(verify_keys, os.environ)
         self._store: VersionStore | None = None  # built on first use: `path` and `view_url` need no S3 client
         self._current: str | None = None  # the version this object last refreshed to
         self._data: tuple[str | None, dict[str, str] | None] = (None, None)  # version data, kept per version
@@ -108,7 +111,8 @@ class ObjsyncDagBundle(BaseDagBundle):
         if self._store is None:
             remote, session = self._remote()
             bucket = Bucket(remote, self.location.bucket, session)
-            self._store = VersionStore(bucket, remote, self.location, self.repo, self.base_dir, self.versions_dir)
+            self._store = VersionStore(bucket, remote, self.location, self.repo, self.base_dir, self.versions_dir,
+                                       self.verify_keys)
         return self._store
 
     def _remote(self) -> tuple[RemoteConfig, Session | None]:

@@ -11,6 +11,7 @@ from objsync.paths import normalize_prefix
 from objsync.pull.plan import Rules
 from objsync.pull.pool import PoolConfig
 from objsync.s3.config import Location, RemoteConfig
+from objsync.signing import VerifyKey
 
 # Manifest mode stats every local file this often (a stat of 100,000 files costs ~0.65 s of CPU,
 # ~11 ms a 5 s poll on average), and --atomic keeps a replaced tree this long for its readers.
@@ -36,6 +37,8 @@ class PullConfig:
     use_manifests: bool = True  # False: LIST the whole prefix on every pass, whatever manifests exist
     atomic: bool = False  # publish each top-level folder as a whole new tree, behind a symlink
     keep_snapshots: float = DEFAULT_KEEP  # seconds a replaced tree stays for the processes still reading it
+    verify_keys: tuple[VerifyKey, ...] = ()  # given: only versions signed by one of these are mirrored
+    allow_unsigned_folders: bool = False  # with verify_keys: mirror names without a manifest unchecked
 
     @property
     def prefix(self) -> str:
@@ -44,7 +47,10 @@ class PullConfig:
     @property
     def identity(self) -> str:
         """What the cache belongs to: a cache made for another source is not trusted."""
-        return f"{self.remote.effective_endpoint() or 'aws'}|{self.source.bucket}|{self.prefix}"
+        # Turning verification on forgets the cache, so that files already in place are hashed once against
+        # the signed SHA-256s instead of being trusted.
+        signed = "|signed" if self.verify_keys else ""
+        return f"{self.remote.effective_endpoint() or 'aws'}|{self.source.bucket}|{self.prefix}{signed}"
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")

@@ -143,14 +143,17 @@ def _verify_local(opts: WriteOptions, task: Fetch, dirs: Places) -> tuple[str, i
             return None
         digest = xxhash.xxh3_128()
         check = _EtagCheck(task)
+        signed = hashlib.sha256() if task.sha256 else None
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
             check.update(chunk)
+            if signed is not None:
+                signed.update(chunk)
         after = os.fstat(fd)
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
             return None  # changed while we read it
         matches = digest.hexdigest() == task.expect if task.verify == Verify.XXH3 else check.matches()
-        if not matches:
+        if not matches or (signed is not None and signed.hexdigest() != task.sha256):
             return None
         if stat.S_IMODE(after.st_mode) != opts.file_mode:
             if after.st_nlink > 1:
@@ -172,6 +175,7 @@ class _Download:
         self.digest = xxhash.xxh3_128()
         self.etag_is_md5 = is_md5_etag(task.etag)
         self.md5 = hashlib.md5(usedforsecurity=False) if self.etag_is_md5 or task.md5 else None
+        self.sha256 = hashlib.sha256() if task.sha256 else None
         self.received = 0
 
     def write(self, chunk: bytes) -> None:
@@ -182,6 +186,8 @@ class _Download:
         self.digest.update(chunk)
         if self.md5 is not None:
             self.md5.update(chunk)
+        if self.sha256 is not None:
+            self.sha256.update(chunk)
         self.received += len(chunk)
 
     def finish_or_fail(self, info: ReadInfo) -> "Staged | FetchResult":
@@ -204,6 +210,9 @@ class _Download:
             raise IntegrityError(f"MD5 {self.md5.hexdigest()} does not match the ETag {task.etag}")
         if task.md5 and self.md5.hexdigest() != task.md5:
             raise IntegrityError(f"MD5 {self.md5.hexdigest()} does not match the manifest's {task.md5}")
+        if self.sha256 is not None and self.sha256.hexdigest() != task.sha256:
+            raise IntegrityError(f"SHA-256 {self.sha256.hexdigest()} does not match the signed manifest's "
+                                 f"{task.sha256}: the object is not the one that was signed")
         os.fchmod(fd, self.opts.file_mode)
         mtime_ns = _distinct_mtime(task.mtime_ns, task.size, self.parent_fd, self.name)
         os.utime(fd, ns=(mtime_ns, mtime_ns))

@@ -5,6 +5,9 @@ GET of its manifest, and the planner sees its entries instead of a listing of it
 Top-level files and folders without a manifest are listed as well ("surveyed") on a rescan,
 or while there are any. Between rescans, local files are taken to be what the cache recorded,
 except under folders that can have changed.
+
+With verify keys, only manifests signed by one of them are used, and manifest mode never ends;
+top-level names without a manifest are refused (held as they are locally) unless `allow_unsigned`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from objsync.pull.versions import (MANIFESTS, MAX_MANIFEST_BYTES, Refused, Versi
                                    manifest_names, parse_manifest)
 from objsync.s3.bucket import Bucket
 from objsync.s3.errors import describe_error, is_missing
+from objsync.signing import VerifyKey
 
 _MEMO = "manifest:"
 
@@ -45,6 +49,7 @@ class Memory:
     names: frozenset[str] | None = None  # the repos with a manifest (or a pin) at the last pass
     last_rescan: float | None = None
     listed: int = 0
+    unsigned: Mapping[str, Problem] = field(default_factory=dict)  # top-level names refused for want of a signature
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ class Memo:
     rescan: bool
     listed: int
     refused: Mapping[str, Refusal | None]  # refusals met (None: a repo whose manifest now reads)
+    unsigned: Mapping[str, Problem] = field(default_factory=dict)
 
 
 class ManifestMode:
@@ -64,9 +70,11 @@ class ManifestMode:
 
     def __init__(self, bucket: Bucket, prefix: str, tree: LocalTree, state: State, *, filter: Filter = Filter(),
                  pins: Mapping[str, str] | None = None, rescan_every: float = DEFAULT_RESCAN,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, keys: Sequence[VerifyKey] = (),
+                 allow_unsigned: bool = False) -> None:
         self.bucket, self.prefix, self.tree, self.state = bucket, normalize_prefix(prefix), tree, state
         self.filter, self.pins, self.rescan_every, self.clock = filter, dict(pins or {}), rescan_every, clock
+        self.keys, self.allow_unsigned = tuple(keys), allow_unsigned
         self.applied: dict[str, Version] = self._load()
         self.memory = Memory()
         self.rescan_asked = True  # the first pass of a process looks at every local file
@@ -74,8 +82,8 @@ class ManifestMode:
 
     @property
     def active(self) -> bool:
-        """True when a previous run applied manifests, or repos are pinned: start in manifest mode."""
-        return bool(self.applied or self.pins)
+        """True when a previous run applied manifests, repos are pinned, or versions must be signed."""
+        return bool(self.applied or self.pins or self.keys)
 
     def request_rescan(self) -> None:
         self.rescan_asked = True
@@ -90,7 +98,7 @@ class ManifestMode:
     def view(self) -> View | None:
         folder = self.prefix + MANIFESTS
         manifests, problems = manifest_names(self.bucket.list(folder), folder)
-        if not manifests and not self.pins:
+        if not manifests and not self.pins and not self.keys:
             return None  # every manifest is gone: back to LIST mode, in this same pass
         names = frozenset(manifests) | frozenset(self.pins)
         m = self.memory
@@ -102,6 +110,7 @@ class ManifestMode:
                    and (repo not in m.refused or m.refused[repo].source != source)]
         if not (changed or survey):
             problems += [r.problem for repo, r in m.refused.items() if wanted.get(repo) == r.source]
+            problems += m.unsigned.values()
             return View(problems=tuple(problems), listed=m.listed, mode=Mode.MANIFEST, unchanged=True,
                         labels=_labels(self.applied))
         plain: list[RemoteObject] = []
@@ -113,7 +122,7 @@ class ManifestMode:
     def view_of(self, listing: Sequence[RemoteObject]) -> View | None:
         folder = self.prefix + MANIFESTS
         manifests, problems = manifest_names([o for o in listing if o.key.startswith(folder)], folder)
-        if not (manifests or self.pins):
+        if not (manifests or self.pins or self.keys):
             return None
         names = frozenset(manifests) | frozenset(self.pins)
         plain = [o for o in listing if self._top(o.key) not in names and self._top(o.key) != STATE_DIR]
@@ -142,6 +151,13 @@ class ManifestMode:
         incoming: dict[str, Version] = {}
         refused: dict[str, Refusal | None] = {}
         held: set[str] = set()
+        unsigned = dict(m.unsigned)
+        if self.keys and not self.allow_unsigned:
+            if plain_names is not None:  # surveyed: these names are what is there now
+                unsigned = {name: self._unsigned(name) for name in sorted(plain_names)}
+            plain, plain_names = [], frozenset()
+            held |= set(unsigned)
+            problems += unsigned.values()
         for repo in sorted(names):
             source = self._wanted(repo, manifests)
             current = self.applied.get(repo)
@@ -177,7 +193,7 @@ class ManifestMode:
             if not (incoming or held or plain) and self._intact(versions, local):
                 # Every local file is the one the cache recorded for the manifests: there is nothing to plan.
                 listed = sum(len(v.manifest.files) for v in versions.values())
-                memo = Memo({}, names, plain_names or frozenset(), True, listed, refused)
+                memo = Memo({}, names, plain_names or frozenset(), True, listed, refused, unsigned)
                 return View(problems=tuple(problems), listed=listed, mode=Mode.MANIFEST, unchanged=True,
                             rescan=True, labels=_labels(versions), memo=memo)
         else:
@@ -191,7 +207,7 @@ class ManifestMode:
         if plain_names is None:
             plain_names = m.plain or frozenset()
         listing = manifest_listing(self.prefix, versions) + plain
-        memo = Memo(incoming, names, plain_names, rescan, len(listing), refused)
+        memo = Memo(incoming, names, plain_names, rescan, len(listing), refused, unsigned)
         return View(listing, local, tuple(problems), len(listing), Mode.MANIFEST, held=frozenset(held),
                     labels=_labels(versions), memo=memo)
 
@@ -217,7 +233,7 @@ class ManifestMode:
                 continue  # the next pass reads its manifest again and finishes the work
             self._remember(repo, version)
         self.memory = Memory(refused, memo.plain, memo.names,
-                             self.clock() if memo.rescan else self.memory.last_rescan, memo.listed)
+                             self.clock() if memo.rescan else self.memory.last_rescan, memo.listed, memo.unsigned)
         if memo.rescan:
             self.rescan_asked = False
 
@@ -268,7 +284,13 @@ class ManifestMode:
                 raise Refused(f"version {mid} is not in its history ({key} does not exist); choose one of the "
                               f"ids under {self.prefix}{STATE_DIR}/history/{repo}/") from None
             raise
-        return Version(source, parse_manifest(b"".join(chunks), repo, mid))
+        return Version(source, parse_manifest(b"".join(chunks), repo, mid, self.keys))
+
+    def _unsigned(self, name: str) -> Problem:
+        return Problem(self.prefix + name, (
+            f"{name!r} has no manifest, so nothing signs it: with --verify-key only versions published by "
+            f"`objsync push --sign-key` are mirrored, so it was not, and any local copy was left as it is "
+            f"(--allow-unsigned-folders mirrors such names unchecked)"), Kind.REJECTED)
 
     def _wanted(self, repo: str, manifests: Mapping[str, RemoteObject]) -> str:
         return f"pin:{self.pins[repo]}" if repo in self.pins else manifests[repo].etag
@@ -289,7 +311,7 @@ class ManifestMode:
             repo = name[len(_MEMO):]
             source, _, body = text.partition("\n")
             try:
-                applied[repo] = Version(source, parse_manifest(body.encode(), repo))
+                applied[repo] = Version(source, parse_manifest(body.encode(), repo, keys=self.keys))
             except (Refused, ValueError):
                 self.state.drop_memo(name)  # a record that no longer reads is forgotten, never trusted
         return applied

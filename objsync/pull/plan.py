@@ -119,7 +119,8 @@ def plan(listing: Iterable[RemoteObject], prefix: str, state: Mapping[str, Entry
 def _decide(rel: str, obj: RemoteObject, entry: Entry | None, lf: LocalFile | None,
             scratch: bool) -> Fetch | None:
     def fetch(reason: str, verify: Verify | None = None, expect: str = "") -> Fetch:
-        return Fetch(obj.key, rel, obj.etag, obj.size, obj.mtime_ns, reason, verify, expect, obj.version_id, obj.md5)
+        return Fetch(obj.key, rel, obj.etag, obj.size, obj.mtime_ns, reason, verify, expect, obj.version_id, obj.md5,
+                     obj.sha256)
 
     if scratch:
         return fetch("scratch")

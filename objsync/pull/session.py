@@ -36,7 +36,8 @@ class Session:
         manifests = None
         if cfg.use_manifests:
             manifests = ManifestMode(bucket, cfg.prefix, self.publisher, state, filter=cfg.rules.filter,
-                                     pins=dict(cfg.pins), rescan_every=cfg.rescan_every)
+                                     pins=dict(cfg.pins), rescan_every=cfg.rescan_every, keys=cfg.verify_keys,
+                                     allow_unsigned=cfg.allow_unsigned_folders)
         self.listing = Listing(bucket, cfg.prefix, self.publisher, manifests,
                                manifest_mode=manifests is not None and manifests.active)
         self._seen = Seen(self.listing)

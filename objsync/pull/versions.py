@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 from objsync.layout import check_repo_name
 from objsync.manifest import TIME_FORMAT, Manifest, ManifestError
 from objsync.model import Kind, Problem, RemoteObject
 from objsync.paths import STATE_DIR, conflicts, normalize_prefix
+from objsync.signing import SignatureError, VerifyKey, verify
 
 MANIFESTS = f"{STATE_DIR}/manifests/"
 MAX_MANIFEST_BYTES = 128 << 20  # about 600,000 files; a larger document is refused, not read
@@ -38,12 +39,15 @@ def layout_problem(m: Manifest) -> str | None:
     return f"{c.path!r} is both a file and a folder (another path is {c.other!r})"
 
 
-def parse_manifest(body: bytes, repo: str, pinned: str | None = None) -> Manifest:
-    """Validate one downloaded manifest for `repo` (and the pinned id); raises Refused."""
+def parse_manifest(body: bytes, repo: str, pinned: str | None = None, keys: Sequence[VerifyKey] = ()) -> Manifest:
+    """Validate one downloaded manifest for `repo` (and the pinned id, and a signature by one of `keys`);
+    raises Refused."""
     try:
         m = Manifest.from_json(body)
     except ManifestError as exc:
         raise Refused(str(exc)) from None
+    if keys:
+        check_signature(m, keys)
     if m.repo != repo:
         raise Refused(f"it names repo {m.repo!r}, not {repo!r}")
     if pinned is not None and m.id != pinned:
@@ -52,6 +56,17 @@ def parse_manifest(body: bytes, repo: str, pinned: str | None = None) -> Manifes
     if why:
         raise Refused(why)
     return m
+
+
+def check_signature(m: Manifest, keys: Sequence[VerifyKey]) -> None:
+    """Raise Refused unless one of `keys` signed the manifest."""
+    if m.signature is None:
+        raise Refused(f"it is not signed, and this pull takes only versions signed by key "
+                      f"{' or '.join(k.key_id for k in keys)}; publish it with `objsync push --sign-key`")
+    try:
+        verify(m.statement(), m.signature.key_id, m.signature.ed25519, keys)
+    except SignatureError as exc:
+        raise Refused(str(exc)) from None
 
 
 def manifest_names(listing: Iterable[RemoteObject], folder: str) -> tuple[dict[str, RemoteObject], list[Problem]]:
@@ -82,5 +97,6 @@ def manifest_listing(prefix: str, versions: Mapping[str, Version]) -> list[Remot
         m = version.manifest
         mtime_ns = int(datetime.strptime(m.created, TIME_FORMAT).replace(tzinfo=timezone.utc).timestamp()) * 10**9
         folder = f"{prefix}{repo}/"
-        out += [RemoteObject(folder + f.path, f.etag, f.size, mtime_ns, f.version_id, f.md5) for f in m.files]
+        out += [RemoteObject(folder + f.path, f.etag, f.size, mtime_ns, f.version_id, f.md5, f.sha256 or "")
+                for f in m.files]
     return out

@@ -12,15 +12,17 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Sequence
 
 from objsync.layout import check_manifest_id, history_key, manifest_key
 from objsync.manifest import Manifest, ManifestError
 from objsync.pull.store import remove_tree
-from objsync.pull.versions import Refused, Version, parse_manifest
+from objsync.pull.versions import Refused, Version, check_signature, parse_manifest
 from objsync.pull.versiontree import STAGING, Base, VersionError, build_version
 from objsync.s3.bucket import Bucket
 from objsync.s3.config import Location, RemoteConfig
 from objsync.s3.errors import describe_error, is_missing
+from objsync.signing import VerifyKey
 
 log = logging.getLogger("objsync.versions")
 
@@ -55,8 +57,9 @@ class VersionStore:
     """
 
     def __init__(self, bucket: Bucket, remote: RemoteConfig, location: Location, repo: str, base_dir: Path,
-                 versions_dir: Path) -> None:
+                 versions_dir: Path, keys: Sequence[VerifyKey] = ()) -> None:
         self.bucket, self.remote, self.location, self.repo = bucket, remote, location, repo
+        self.keys = tuple(keys)  # given: only versions signed by one of them are built or used
         self.versions_dir = Path(versions_dir)
         self.meta = Path(base_dir) / "objsync"
 
@@ -83,14 +86,14 @@ class VersionStore:
         """Make the repo's current version present and current here; its id. VersionError leaves the old one."""
         key = manifest_key(self.location.prefix, self.repo)
         mid, etag = _read_current(self.meta / "current")
-        if mid is None or not self.path(mid).is_dir():
-            etag = ""  # the version on disk went away (cleanup, a new pod): read the manifest whole
+        if mid is None or not self.path(mid).is_dir() or (self.keys and not self._signed_here(mid)):
+            etag = ""  # the version on disk went away (cleanup, a new pod), or its key is no longer trusted
         got = self._read(key, etag)
         if got is None:
             return mid
         body, etag = got
         try:
-            m = parse_manifest(body, self.repo)
+            m = parse_manifest(body, self.repo, keys=self.keys)
         except Refused as exc:
             raise VersionError(self._keeps(f"its manifest {self._url(key)} was refused: {exc}")) from None
         self.ensure(m.id, Version(etag, m))
@@ -103,7 +106,10 @@ class VersionStore:
             target = self.path(check_manifest_id(mid))
         except ValueError as exc:
             raise VersionError(f"repo {self.repo!r} has no version {mid!r}: {exc}") from None
-        if target.is_dir():
+        if target.is_dir() and (not self.keys or self._signed_here(mid)):
+            return target
+        if target.is_dir():  # this host's copy of its manifest is not signed by a trusted key
+            self._write(self._copy(mid), self._history(mid).to_json())
             return target
         if version is None:
             version = Version(f"pin:{mid}", self._history(mid))
@@ -179,9 +185,17 @@ class VersionStore:
                                    f"does not exist); keep history manifests for as long as runs may be retried") from None
             raise VersionError(f"cannot read version {mid} of repo {self.repo!r}: {describe_error(exc)}") from None
         try:
-            return parse_manifest(b"".join(chunks), self.repo, mid)
+            return parse_manifest(b"".join(chunks), self.repo, mid, self.keys)
         except (Refused, ManifestError) as exc:
             raise VersionError(f"version {mid} of repo {self.repo!r} in {self._url(key)} was refused: {exc}") from None
+
+    def _signed_here(self, mid: str) -> bool:
+        """True when this host's copy of the version's manifest is signed by one of the trusted keys."""
+        m = self.local_manifest(mid)
+        try:
+            return m is not None and check_signature(m, self.keys) is None
+        except Refused:
+            return False
 
     def _or_none(self, mid: str) -> Manifest | None:
         try:

@@ -130,7 +130,7 @@ def build_version(bucket: Bucket, remote: RemoteConfig, location: Location, repo
     staging = versions_dir / f"{STAGING}{m.id}-{os.getpid()}-{os.urandom(4).hex()}"
     tree = VersionTree(str(staging), str(target), base)
     local = tree.scan_all()
-    state = State.in_memory(_entries(base, local))
+    state = State.in_memory(_entries(base, local, m))
     prefix = f"{location.prefix.rstrip('/')}/" if location.prefix.strip("/") else ""
     view = View(manifest_listing(prefix, {repo: version}), local, listed=len(m.files))
     cfg = PullConfig(source=Location(location.bucket, f"{prefix}{repo}"), dest=staging, remote=remote, rules=_EXACT,
@@ -152,13 +152,18 @@ def build_version(bucket: Bucket, remote: RemoteConfig, location: Location, repo
     return report
 
 
-def _entries(base: Base | None, local: Mapping[str, LocalFile]) -> dict[str, Entry]:
-    """What the base holds, as the planner's cache: a path with the same ETag and size is linked, not fetched."""
+def _entries(base: Base | None, local: Mapping[str, LocalFile], m: Manifest) -> dict[str, Entry]:
+    """What the base holds, as the planner's cache: a path with the same ETag and size is linked, not fetched.
+
+    A file that `m` signs is linked only when the base's manifest signed the same SHA-256.
+    """
     if base is None:
         return {}
+    signed = {f.path: f.sha256 for f in m.files if f.sha256}
     out = {}
     for f in base.manifest.files:
         lf = local.get(f.path)
-        if lf is not None and not lf.is_link and lf.size == f.size:
-            out[f.path] = Entry(f.etag, f.size, lf.mtime_ns, "")
+        if lf is None or lf.is_link or lf.size != f.size or signed.get(f.path, f.sha256) != f.sha256:
+            continue
+        out[f.path] = Entry(f.etag, f.size, lf.mtime_ns, "")
     return out

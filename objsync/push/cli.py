@@ -29,6 +29,7 @@ def register(subparsers) -> None:
                       help="make an earlier version from the repo's history current again, uploading nothing; "
                            "refused unless every object it names is still as published")
     _common(push)
+    _sign_key(push, "sign the manifest with this Ed25519 private key (PEM)")
     push.set_defaults(func=push_command)
 
     prom = subparsers.add_parser(
@@ -38,7 +39,16 @@ def register(subparsers) -> None:
     prom.add_argument("src_env", metavar="SRC_ENV", help="environment to promote from")
     prom.add_argument("dst_env", metavar="DST_ENV", help="environment to promote to")
     _common(prom)
+    _sign_key(prom, "sign DST_ENV's manifest with this Ed25519 private key (PEM); without it the source's "
+                    "signature is kept")
     prom.set_defaults(func=promote_command)
+
+    keygen = subparsers.add_parser(
+        "keygen", help="make an Ed25519 key pair for signed versions",
+        description="Write a new Ed25519 private key to FILE (mode 0600) and its public key to FILE.pub. "
+                    "CI signs with FILE (`push --sign-key`); pulls verify with FILE.pub (`pull --verify-key`).")
+    keygen.add_argument("file", metavar="FILE", help="where to write the private key; never overwritten")
+    keygen.set_defaults(func=keygen_command)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -53,6 +63,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout at the end")
     p.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"],
                    help="log level (default info, or debug when DEBUG=1)")
+
+
+def _sign_key(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--sign-key", metavar="FILE",
+                   help=f"{what}; default: OBJSYNC_SIGN_KEY, which holds the PEM itself (a CI secret) or a path")
 
 
 def _max_delete(text: str) -> str:
@@ -81,6 +96,19 @@ def push_command(args: argparse.Namespace, env: dict[str, str], parser: argparse
     from objsync.push.commands import push_command as run
 
     return run(args, env, parser)
+
+
+def keygen_command(args: argparse.Namespace, env: dict[str, str], parser: argparse.ArgumentParser) -> int:
+    from objsync.signing import BadKey, generate
+
+    try:
+        pub, kid = generate(args.file)
+    except (BadKey, OSError) as exc:
+        parser.error(str(exc))
+    print(f"private key: {args.file} (keep it secret: CI signs with it, via --sign-key or OBJSYNC_SIGN_KEY)")
+    print(f"public key:  {pub} (give it to every pull: --verify-key {pub}, or OBJSYNC_VERIFY_KEYS)")
+    print(f"key id:      {kid}")
+    return 0
 
 
 def promote_command(args: argparse.Namespace, env: dict[str, str], parser: argparse.ArgumentParser) -> int:

@@ -20,6 +20,7 @@ from objsync.push.source import scan_source
 from objsync.push.target import Report, Target
 from objsync.s3.bucket import Bucket
 from objsync.s3.config import RemoteConfig, endpoint_from_env, region_from_env
+from objsync.signing import BadKey, SigningKey, signing_key_from
 
 log = logging.getLogger("objsync")
 
@@ -34,6 +35,7 @@ def push_command(args: argparse.Namespace, env: dict[str, str], parser: argparse
                  target.url(target.folder), args.rollback)
         with _bucket(target) as bucket:
             return _finish(rollback(bucket, target, args.rollback, threads=args.threads, dry_run=args.dry_run), args)
+    signer = _signer(args, env, parser)
     source = project.source_dir(args.source, cwd)
     if not source.is_dir():
         parser.error(f"source folder {source} does not exist; pass --source DIR"
@@ -55,7 +57,7 @@ def push_command(args: argparse.Namespace, env: dict[str, str], parser: argparse
         with _bucket(target) as bucket:
             report = publish(bucket, target, scan.files, rules, commit=commit, source_url=resolve_source_url(env),
                              threads=args.threads, dry_run=args.dry_run, compile_check=args.compile_check,
-                             source_root=shown)
+                             source_root=shown, signer=signer)
     except KeyboardInterrupt:
         log.warning("interrupted; the manifest was not written, so it still names the previous version")
         return 130
@@ -64,17 +66,30 @@ def push_command(args: argparse.Namespace, env: dict[str, str], parser: argparse
 
 def promote_command(args: argparse.Namespace, env: dict[str, str], parser: argparse.ArgumentParser) -> int:
     _, (src, dst), origin = _setup(args, env, parser, Path.cwd(), [args.src_env, args.dst_env])
+    signer = _signer(args, env, parser)
     log.info("promoting repo %r (from %s) from %s (%s) to %s (%s)", dst.repo, origin, src.env,
              src.url(src.folder), dst.env, dst.url(dst.folder))
     rules = PushRules(allow_empty=args.allow_empty, max_delete=args.max_delete)
     try:
         with _bucket(src) as src_bucket, _bucket(dst) as dst_bucket:
-            report = promote(src_bucket, src, dst_bucket, dst, rules, threads=args.threads, dry_run=args.dry_run)
+            report = promote(src_bucket, src, dst_bucket, dst, rules, threads=args.threads, dry_run=args.dry_run,
+                             signer=signer)
     except KeyboardInterrupt:
         log.warning("interrupted; the manifest of %s was not written, so it still names the previous version",
                     dst.env)
         return 130
     return _finish(report, args)
+
+
+def _signer(args: argparse.Namespace, env: dict[str, str], parser: argparse.ArgumentParser) -> SigningKey | None:
+    """The key to sign with (--sign-key, else OBJSYNC_SIGN_KEY), or None; a key that cannot be used exits 2."""
+    try:
+        signer = signing_key_from(args.sign_key, env)
+    except BadKey as exc:
+        parser.error(str(exc))
+    if signer is not None:
+        log.info("signing with key %s (from %s)", signer.key_id, signer.origin)
+    return signer
 
 
 def _setup(args: argparse.Namespace, env: dict[str, str], parser: argparse.ArgumentParser, cwd: Path,

@@ -65,7 +65,7 @@ def plan_push(files: Iterable[FileEntry], listing: Iterable[RemoteObject], folde
         elif obj.size == f.size and _same(obj, f, before.get(f.path)):
             known = before.get(f.path)
             version = known.version_id if known is not None and known.etag == obj.etag else None
-            unchanged.append(FileEntry(f.path, f.size, obj.etag, f.md5, version))
+            unchanged.append(FileEntry(f.path, f.size, obj.etag, f.md5, version, f.sha256))
         else:
             transfers.append(Transfer(f, folder + f.path, "changed"))
     paths = {f.path for f in wanted}

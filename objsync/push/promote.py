@@ -9,16 +9,21 @@ from objsync import __version__
 from objsync.manifest import FileEntry, Manifest, ManifestError, Origin, now
 from objsync.push.manifests import read_manifest
 from objsync.push.plan import PushRules, Transfer, plan_push
-from objsync.push.publish import begin, finish
+from objsync.push.publish import begin, finish, sign
 from objsync.push.target import Report, Target, report
 from objsync.push.transfer import copy
 from objsync.s3.bucket import Bucket
 from objsync.s3.errors import describe_error
+from objsync.signing import SigningKey
 
 
 def promote(src_bucket: Bucket, src: Target, dst_bucket: Bucket, dst: Target, rules: PushRules = PushRules(), *,
-            threads: int = 16, dry_run: bool = False) -> Report:
-    """Copy exactly the files of the source manifest to the destination, delete stale ones, write its manifest."""
+            threads: int = 16, dry_run: bool = False, signer: SigningKey | None = None) -> Report:
+    """Copy exactly the files of the source manifest to the destination, delete stale ones, write its manifest.
+
+    With `signer` the new manifest is signed with it; without, the source's signature is kept, which
+    holds while the copies keep their ETags.
+    """
     started = time.monotonic()
     if (src.remote.effective_endpoint(), src.bucket, src.folder) == (dst.remote.effective_endpoint(), dst.bucket, dst.folder):
         return report("promote", dst, started, errors=[(dst.url(dst.folder), f"{src.env} and {dst.env} are the "
@@ -35,6 +40,10 @@ def promote(src_bucket: Bucket, src: Target, dst_bucket: Bucket, dst: Target, ru
     if source.repo != src.repo:
         return report("promote", dst, started, errors=[(src.url(src.manifest_key), (
             f"the manifest names repo {source.repo!r}, not {src.repo!r}; it was copied or altered by hand"))])
+    if signer is not None and any(f.sha256 is None for f in source.files):
+        return report("promote", dst, started, errors=[(src.url(src.manifest_key), (
+            f"version {source.id} in {src.env} was pushed unsigned, without SHA-256s, so it cannot be signed; "
+            f"push it to {src.env} with --sign-key first (unchanged files are not uploaded again)"))])
     begun = begin(dst_bucket, dst, "promote", started)
     if isinstance(begun, Report):
         return begun
@@ -46,8 +55,14 @@ def promote(src_bucket: Bucket, src: Target, dst_bucket: Bucket, dst: Target, ru
     server_side = src.remote.effective_endpoint() == dst.remote.effective_endpoint()
 
     def build(published: Sequence[FileEntry]) -> Manifest:
-        return Manifest(dst.repo, tuple(published), source.commit, now(), __version__, origin,
-                        source_url=source.source_url)
+        m = Manifest(dst.repo, tuple(published), source.commit, now(), __version__, origin,
+                     source_url=source.source_url)
+        if signer is not None or source.signature is None:
+            return sign(m, signer)
+        if m.statement() != source.statement():
+            raise ValueError(f"the copies in {dst.env} got other ETags than in {src.env}, so {src.env}'s signature "
+                             f"does not cover them; promote again with --sign-key to sign for {dst.env}")
+        return m.signed(source.signature)
 
     def transfer(t: Transfer) -> FileEntry:
         return copy(src_bucket, src.folder + t.file.path, dst_bucket, t, server_side)

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from functools import partial
 from typing import Callable, Sequence
 
 from objsync import __version__
-from objsync.manifest import FileEntry, Manifest, ManifestError, now
+from objsync.manifest import FileEntry, Manifest, ManifestError, Signature, now
 from objsync.push.manifests import read_manifest, write_manifest
 from objsync.push.plan import PushPlan, PushRules, Transfer, plan_push
 from objsync.push.source import SourceFile, compile_problems
@@ -19,20 +20,22 @@ from objsync.push.target import Report, Target, report
 from objsync.push.transfer import run_all, send
 from objsync.s3.bucket import Bucket
 from objsync.s3.errors import describe_error
+from objsync.signing import SigningKey
 
 log = logging.getLogger(__name__)
 
 
 def publish(bucket: Bucket, target: Target, files: Sequence[SourceFile], rules: PushRules = PushRules(), *,
             commit: str | None = None, source_url: str | None = None, threads: int = 16, dry_run: bool = False,
-            compile_check: bool = True, source_root: str = "") -> Report:
-    """Upload what changed below the target's repo folder, delete what is gone, then write the manifest."""
+            compile_check: bool = True, source_root: str = "", signer: SigningKey | None = None) -> Report:
+    """Upload what changed below the target's repo folder, delete what is gone, then write the manifest
+    (signed with `signer`, when given)."""
     started = time.monotonic()
     begun = begin(bucket, target, "push", started)
     if isinstance(begun, Report):
         return begun
     listing, previous = begun
-    entries = [FileEntry(f.rel, f.size, f.etag, f.md5) for f in files]
+    entries = [FileEntry(f.rel, f.size, f.etag, f.md5, sha256=f.sha256 if signer else None) for f in files]
     p = plan_push(entries, listing, target.folder, previous, rules)
     if p.blocked:
         return report("push", target, started, p, errors=[(target.url(target.folder), p.blocked)])
@@ -43,7 +46,8 @@ def publish(bucket: Bucket, target: Target, files: Sequence[SourceFile], rules: 
             return report("push", target, started, p, errors=[(pr.where(source_root), pr.reason) for pr in problems])
 
     def build(published: Sequence[FileEntry]) -> Manifest:
-        return Manifest(target.repo, tuple(published), commit, now(), __version__, source_url=source_url)
+        return sign(Manifest(target.repo, tuple(published), commit, now(), __version__, source_url=source_url),
+                    signer)
 
     def upload(t: Transfer) -> FileEntry:
         with open(local[t.file.path].path, "rb") as fh:
@@ -88,7 +92,12 @@ def finish(command: str, bucket: Bucket, target: Target, p: PushPlan, transfer: 
     errors = [(key, f"cannot delete: {why}") for key, why in bucket.delete(p.deletes)]
     deleted = len(p.deletes) - len(errors)
     entries = _with_versions(bucket, target, list(p.unchanged) + published, threads)
-    manifest = build(entries)
+    try:
+        manifest = build(entries)
+    except ValueError as exc:
+        errors.append((target.url(target.manifest_key), f"manifest not written: {exc}"))
+        return report(command, target, started, p, transferred=len(published), deleted=deleted, nbytes=nbytes,
+                      errors=errors)
     try:
         state = _commit(bucket, target, manifest, previous)
     except Exception as exc:
@@ -96,6 +105,13 @@ def finish(command: str, bucket: Bucket, target: Target, p: PushPlan, transfer: 
         state = "not written"
     return report(command, target, started, p, transferred=len(published), deleted=deleted, nbytes=nbytes,
                   manifest_id=manifest.id, manifest=state, errors=errors)
+
+
+def sign(manifest: Manifest, signer: SigningKey | None) -> Manifest:
+    """The manifest signed by `signer`, or as it is without one."""
+    if signer is None:
+        return manifest
+    return manifest.signed(Signature(signer.key_id, signer.sign(manifest.statement())))
 
 
 def _with_versions(bucket: Bucket, target: Target, entries: list[FileEntry], threads: int) -> list[FileEntry]:
@@ -106,7 +122,7 @@ def _with_versions(bucket: Bucket, target: Target, entries: list[FileEntry], thr
 
     def head(e: FileEntry) -> FileEntry:
         stored = bucket.head(target.folder + e.path, etag=e.etag)
-        return FileEntry(e.path, e.size, e.etag, e.md5, stored.version_id)
+        return replace(e, version_id=stored.version_id)
 
     found, errors = run_all([(target.folder + e.path, partial(head, e)) for e in missing], threads)
     for key, error in errors:
@@ -126,7 +142,8 @@ def _versioned(bucket: Bucket) -> bool:
 
 def _commit(bucket: Bucket, target: Target, manifest: Manifest, previous: Manifest | None) -> str:
     """Write the history copy, then the current manifest; nothing when the file list is unchanged."""
-    if previous is not None and (previous.files, previous.promoted_from) == (manifest.files, manifest.promoted_from):
+    if previous is not None and ((previous.files, previous.promoted_from, previous.signature)
+                                 == (manifest.files, manifest.promoted_from, manifest.signature)):
         return "unchanged"
     write_manifest(bucket, manifest, (target.history_key(manifest.id), target.manifest_key))
     return "written"

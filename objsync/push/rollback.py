@@ -52,8 +52,9 @@ def rollback(bucket: Bucket, target: Target, manifest_id: str, *, threads: int =
             f"cannot roll back to {manifest_id}: {len(gone)} of its {len(old.files)} objects are not as published "
             f"({listed}{more}); check out that version and push it instead"),
             checked=len(old.files), good=len(old.files) - len(gone))
+    # The old signature still holds: it covers the files, not the time of writing.
     manifest = Manifest(old.repo, old.files, old.commit, now(), __version__, old.promoted_from,
-                        source_url=old.source_url)
+                        source_url=old.source_url, signature=old.signature)
     try:
         current = read_manifest(bucket, target.manifest_key)
     except Exception:

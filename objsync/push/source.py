@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 import stat
 import warnings
@@ -24,13 +25,14 @@ _PARALLEL_COMPILE_BYTES = 4 << 20
 
 @dataclass(frozen=True, slots=True)
 class SourceFile:
-    """A file to publish: its path relative to the source folder, where to read it, size, MD5 and ETag."""
+    """A file to publish: its path relative to the source folder, where to read it, size, MD5, ETag, SHA-256."""
 
     rel: str
     path: str
     size: int
     md5: str
     etag: str
+    sha256: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,24 +125,26 @@ def _source_file(rel: str, path: str, st: os.stat_result, root_real: str) -> Sou
     elif not stat.S_ISREG(st.st_mode):
         return Problem(rel, "is not a regular file (a pipe, socket or device); remove it or --exclude it")
     try:
-        md5, etag, size = hash_file(path)
+        md5, etag, size, sha256 = hash_file(path)
     except OSError as exc:
         return Problem(rel, f"cannot be read: {exc.strerror or exc}")
-    return SourceFile(rel, path, size, md5, etag)
+    return SourceFile(rel, path, size, md5, etag, sha256)
 
 
-def hash_file(path: str) -> tuple[str, str, int]:
-    """The MD5, the ETag objsync's upload will get, and the size, from one read of the file."""
+def hash_file(path: str) -> tuple[str, str, int, str]:
+    """The MD5, the ETag objsync's upload will get, the size and the SHA-256, from one read of the file."""
+    sha256 = hashlib.sha256()
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         hasher = EtagHasher(size)
         read = 0
         while chunk := fh.read(_CHUNK):
             hasher.update(chunk)
+            sha256.update(chunk)
             read += len(chunk)
     if read != size:
         raise OSError(f"changed while being read ({size} bytes, then {read})")
-    return hasher.md5.hexdigest(), hasher.etag(), size
+    return hasher.md5.hexdigest(), hasher.etag(), size, sha256.hexdigest()
 
 
 def _lookalikes(files: list[SourceFile]) -> list[Problem]:

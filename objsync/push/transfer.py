@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import BinaryIO, Callable, Sequence, TypeVar
 
@@ -89,4 +90,4 @@ def stored_entry(t: Transfer, stored: Stored, expected: tuple[str, ...]) -> File
     if stored.sse not in KMS and etag.lower() not in expected:
         raise TransferMismatch(f"the server reports ETag {etag!r} for {t.key}, expected {expected[0]!r}: "
                                f"another writer changed it during the transfer; run again")
-    return FileEntry(t.file.path, t.file.size, etag, t.file.md5, stored.version_id)
+    return replace(t.file, etag=etag, version_id=stored.version_id)
