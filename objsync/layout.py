@@ -46,3 +46,8 @@ def manifest_key(prefix: str, repo: str) -> str:
 def history_key(prefix: str, repo: str, mid: str) -> str:
     """Where one manifest version is kept under its content-derived id."""
     return f"{normalize_prefix(prefix)}{STATE_DIR}/history/{check_repo_name(repo)}/{check_manifest_id(mid)}.json"
+
+
+def pack_key(prefix: str, repo: str, mid: str) -> str:
+    """Where the pack of one version is kept, under its manifest id: never overwritten by another version."""
+    return f"{normalize_prefix(prefix)}{STATE_DIR}/packs/{check_repo_name(repo)}/{check_manifest_id(mid)}.pack"

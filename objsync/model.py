@@ -7,6 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
+from objsync.pack import Slot
+
 try:
     from enum import StrEnum
 except ImportError:  # Python 3.10
@@ -73,6 +75,7 @@ class RemoteObject:
     version_id: str | None = None
     md5: str = ""
     sha256: str = ""  # from a signed manifest: every byte is checked against it
+    pack: Slot | None = None  # from a manifest with a pack: where the file lies in it
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,7 @@ class Fetch:
     version_id: str | None = None  # from a manifest: read exactly this version
     md5: str = ""  # from a manifest: the MD5 of the bytes, checked whatever the ETag's form
     sha256: str = ""  # from a signed manifest: the SHA-256 the bytes must have before they are placed
+    pack: Slot | None = None  # where the file lies in its version's pack, when it has one
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,7 +120,7 @@ def _decide(rel: str, obj: RemoteObject, entry: Entry | None, lf: LocalFile | No
             scratch: bool) -> Fetch | None:
     def fetch(reason: str, verify: Verify | None = None, expect: str = "") -> Fetch:
         return Fetch(obj.key, rel, obj.etag, obj.size, obj.mtime_ns, reason, verify, expect, obj.version_id, obj.md5,
-                     obj.sha256)
+                     obj.sha256, obj.pack)
 
     if scratch:
         return fetch("scratch")

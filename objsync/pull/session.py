@@ -14,6 +14,7 @@ from objsync.pull.config import PullConfig
 from objsync.pull.fetch import WriteOptions
 from objsync.pull.listing import Listing, Source, View
 from objsync.pull.manifests import ManifestMode
+from objsync.pull.packs import PackedFetcher
 from objsync.pull.pipeline import pull_pass
 from objsync.pull.pool import Pool
 from objsync.pull.publish import InPlace, Publisher
@@ -32,6 +33,7 @@ class Session:
 
     def __init__(self, cfg: PullConfig, bucket: Bucket, state: State, pool: Pool) -> None:
         self.cfg, self.state, self.pool = cfg, state, pool
+        self.fetcher = PackedFetcher(pool, bucket, _write_options(cfg))
         self.publisher = publisher_for(cfg, state)
         manifests = None
         if cfg.use_manifests:
@@ -52,7 +54,7 @@ class Session:
                  on_plan: Callable[[Plan], None] | None = None,
                  on_results: Callable[[Sequence[FetchResult]], None] | None = None) -> PassReport:
         """One pass; every failure ends up in the report, and nothing good is lost."""
-        report = pull_pass(self.cfg, self._seen, self.state, self.pool, self.publisher, stop=stop,
+        report = pull_pass(self.cfg, self._seen, self.state, self.fetcher, self.publisher, stop=stop,
                            on_plan=on_plan, on_results=on_results)
         # Nothing listed, nothing deleted and no error: an empty folder stays empty, often from a mistyped
         # prefix. Said once per run of such passes, not at every poll.

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable, Mapping, Sequence
 
-from objsync.layout import check_repo_name
+from objsync.layout import check_repo_name, pack_key
 from objsync.manifest import TIME_FORMAT, Manifest, ManifestError
 from objsync.model import Kind, Problem, RemoteObject
+from objsync.pack import slots
 from objsync.paths import STATE_DIR, conflicts, normalize_prefix
 from objsync.signing import SignatureError, VerifyKey, verify
 
@@ -97,6 +98,7 @@ def manifest_listing(prefix: str, versions: Mapping[str, Version]) -> list[Remot
         m = version.manifest
         mtime_ns = int(datetime.strptime(m.created, TIME_FORMAT).replace(tzinfo=timezone.utc).timestamp()) * 10**9
         folder = f"{prefix}{repo}/"
-        out += [RemoteObject(folder + f.path, f.etag, f.size, mtime_ns, f.version_id, f.md5, f.sha256 or "")
-                for f in m.files]
+        packed = {} if m.pack is None else slots(pack_key(prefix, repo, m.id), m.pack, [(f.path, f.size) for f in m.files])
+        out += [RemoteObject(folder + f.path, f.etag, f.size, mtime_ns, f.version_id, f.md5, f.sha256 or "",
+                             packed.get(f.path)) for f in m.files]
     return out

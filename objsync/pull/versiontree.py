@@ -22,6 +22,7 @@ from objsync.pull.config import PullConfig
 from objsync.pull.fetch import WriteOptions
 from objsync.pull.listing import View
 from objsync.pull.local import scan_tree
+from objsync.pull.packs import PackedFetcher
 from objsync.pull.pipeline import pull_pass
 from objsync.pull.plan import Rules
 from objsync.pull.pool import Pool, PoolConfig
@@ -140,7 +141,7 @@ def build_version(bucket: Bucket, remote: RemoteConfig, location: Location, repo
     opts = WriteOptions(tmp=str(tmp), bucket=location.bucket, file_mode=0o644, fsync=Fsync.BATCH)
     try:
         with Pool(remote, opts, cfg.pool, reader=bucket.sibling()) as pool:
-            report = pull_pass(cfg, _OneView(view), state, pool, tree)
+            report = pull_pass(cfg, _OneView(view), state, PackedFetcher(pool, bucket, opts), tree)
     except VersionError as exc:
         raise VersionError(f"version {m.id} of repo {repo!r} was not built: {exc}") from None
     finally:

@@ -25,6 +25,9 @@ def register(subparsers) -> None:
                       help="skip paths matching GLOB, relative to the source; repeatable or comma-separated")
     push.add_argument("--no-compile-check", dest="compile_check", action="store_false",
                       help="publish .py files even when they do not compile")
+    push.add_argument("--pack", action="store_true",
+                      help="also write the version's small files as one compressed object, so that a cold pull "
+                           "reads a few objects instead of one per file (manifest schema 4)")
     push.add_argument("--rollback", metavar="MANIFEST_ID", type=_manifest_id,
                       help="make an earlier version from the repo's history current again, uploading nothing; "
                            "refused unless every object it names is still as published")

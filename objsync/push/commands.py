@@ -57,7 +57,7 @@ def push_command(args: argparse.Namespace, env: dict[str, str], parser: argparse
         with _bucket(target) as bucket:
             report = publish(bucket, target, scan.files, rules, commit=commit, source_url=resolve_source_url(env),
                              threads=args.threads, dry_run=args.dry_run, compile_check=args.compile_check,
-                             source_root=shown, signer=signer)
+                             source_root=shown, signer=signer, pack=args.pack)
     except KeyboardInterrupt:
         log.warning("interrupted; the manifest was not written, so it still names the previous version")
         return 130

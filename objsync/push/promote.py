@@ -9,6 +9,8 @@ from objsync import __version__
 from objsync.manifest import FileEntry, Manifest, ManifestError, Origin, now
 from objsync.push.manifests import read_manifest
 from objsync.push.plan import PushRules, Transfer, plan_push
+from objsync.pack import Pack
+from objsync.push.pack import copy_pack
 from objsync.push.publish import begin, finish, sign
 from objsync.push.target import Report, Target, report
 from objsync.push.transfer import copy
@@ -67,4 +69,8 @@ def promote(src_bucket: Bucket, src: Target, dst_bucket: Bucket, dst: Target, ru
     def transfer(t: Transfer) -> FileEntry:
         return copy(src_bucket, src.folder + t.file.path, dst_bucket, t, server_side)
 
-    return finish("promote", dst_bucket, dst, p, transfer, build, previous, threads, dry_run, started)
+    def pack_of(m: Manifest) -> Pack:
+        return copy_pack(src_bucket, src.pack_key(source.id), source.pack, dst_bucket, dst.pack_key(m.id), server_side)
+
+    return finish("promote", dst_bucket, dst, p, transfer, build, previous, threads, dry_run, started,
+                  pack_of if source.pack is not None else None)

@@ -13,11 +13,13 @@ from typing import Callable, Sequence
 
 from objsync import __version__
 from objsync.manifest import FileEntry, Manifest, ManifestError, Signature, now
+from objsync.pack import Pack
 from objsync.push.manifests import read_manifest, write_manifest
+from objsync.push.pack import publish_pack, reader
 from objsync.push.plan import PushPlan, PushRules, Transfer, plan_push
 from objsync.push.source import SourceFile, compile_problems
 from objsync.push.target import Report, Target, report
-from objsync.push.transfer import run_all, send
+from objsync.push.transfer import TransferMismatch, run_all, send
 from objsync.s3.bucket import Bucket
 from objsync.s3.errors import describe_error
 from objsync.signing import SigningKey
@@ -27,15 +29,16 @@ log = logging.getLogger(__name__)
 
 def publish(bucket: Bucket, target: Target, files: Sequence[SourceFile], rules: PushRules = PushRules(), *,
             commit: str | None = None, source_url: str | None = None, threads: int = 16, dry_run: bool = False,
-            compile_check: bool = True, source_root: str = "", signer: SigningKey | None = None) -> Report:
+            compile_check: bool = True, source_root: str = "", signer: SigningKey | None = None,
+            pack: bool = False) -> Report:
     """Upload what changed below the target's repo folder, delete what is gone, then write the manifest
-    (signed with `signer`, when given)."""
+    (signed with `signer`, when given, and with a pack of the version's small files when `pack`)."""
     started = time.monotonic()
     begun = begin(bucket, target, "push", started)
     if isinstance(begun, Report):
         return begun
     listing, previous = begun
-    entries = [FileEntry(f.rel, f.size, f.etag, f.md5, sha256=f.sha256 if signer else None) for f in files]
+    entries = [FileEntry(f.rel, f.size, f.etag, f.md5, sha256=f.sha256 if signer or pack else None) for f in files]
     p = plan_push(entries, listing, target.folder, previous, rules)
     if p.blocked:
         return report("push", target, started, p, errors=[(target.url(target.folder), p.blocked)])
@@ -53,7 +56,11 @@ def publish(bucket: Bucket, target: Target, files: Sequence[SourceFile], rules: 
         with open(local[t.file.path].path, "rb") as fh:
             return send(bucket, t, fh)
 
-    return finish("push", bucket, target, p, upload, build, previous, threads, dry_run, started)
+    def pack_of(m: Manifest) -> Pack:
+        return publish_pack(bucket, target, m, reader({f.rel: f.path for f in files}))
+
+    return finish("push", bucket, target, p, upload, build, previous, threads, dry_run, started,
+                  pack_of if pack else None)
 
 
 def begin(bucket: Bucket, target: Target, command: str, started: float):
@@ -77,8 +84,9 @@ def begin(bucket: Bucket, target: Target, command: str, started: float):
 
 def finish(command: str, bucket: Bucket, target: Target, p: PushPlan, transfer: Callable[[Transfer], FileEntry],
            build: Callable[[Sequence[FileEntry]], Manifest], previous: Manifest | None, threads: int,
-           dry_run: bool, started: float) -> Report:
-    """Transfers, then deletes only if all succeeded, then the manifest: history copy first, current last."""
+           dry_run: bool, started: float, pack_of: Callable[[Manifest], Pack] | None = None) -> Report:
+    """Transfers, then deletes only if all succeeded, then the pack (with `pack_of`), then the manifest:
+    history copy first, current last."""
     if dry_run:
         planned = build(list(p.unchanged) + [t.file for t in p.transfers])
         return report(command, target, started, p, transferred=len(p.transfers), deleted=len(p.deletes),
@@ -94,8 +102,11 @@ def finish(command: str, bucket: Bucket, target: Target, p: PushPlan, transfer: 
     entries = _with_versions(bucket, target, list(p.unchanged) + published, threads)
     try:
         manifest = build(entries)
-    except ValueError as exc:
-        errors.append((target.url(target.manifest_key), f"manifest not written: {exc}"))
+        if pack_of is not None:
+            manifest = manifest.packed(pack_of(manifest))
+    except Exception as exc:
+        why = str(exc) if isinstance(exc, (ValueError, TransferMismatch)) else describe_error(exc)
+        errors.append((target.url(target.manifest_key), f"manifest not written: {why}"))
         return report(command, target, started, p, transferred=len(published), deleted=deleted, nbytes=nbytes,
                       errors=errors)
     try:
@@ -142,8 +153,8 @@ def _versioned(bucket: Bucket) -> bool:
 
 def _commit(bucket: Bucket, target: Target, manifest: Manifest, previous: Manifest | None) -> str:
     """Write the history copy, then the current manifest; nothing when the file list is unchanged."""
-    if previous is not None and ((previous.files, previous.promoted_from, previous.signature)
-                                 == (manifest.files, manifest.promoted_from, manifest.signature)):
+    if previous is not None and ((previous.files, previous.promoted_from, previous.signature, previous.pack)
+                                 == (manifest.files, manifest.promoted_from, manifest.signature, manifest.pack)):
         return "unchanged"
     write_manifest(bucket, manifest, (target.history_key(manifest.id), target.manifest_key))
     return "written"

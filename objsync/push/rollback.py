@@ -54,7 +54,7 @@ def rollback(bucket: Bucket, target: Target, manifest_id: str, *, threads: int =
             checked=len(old.files), good=len(old.files) - len(gone))
     # The old signature still holds: it covers the files, not the time of writing.
     manifest = Manifest(old.repo, old.files, old.commit, now(), __version__, old.promoted_from,
-                        source_url=old.source_url, signature=old.signature)
+                        source_url=old.source_url, signature=old.signature, pack=old.pack)
     try:
         current = read_manifest(bucket, target.manifest_key)
     except Exception:

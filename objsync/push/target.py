@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from objsync.layout import history_key, manifest_key, repo_prefix
+from objsync.layout import history_key, manifest_key, pack_key, repo_prefix
 from objsync.push.plan import PushPlan
 from objsync.s3.config import Location, RemoteConfig
 
@@ -34,6 +34,9 @@ class Target:
 
     def history_key(self, manifest_id: str) -> str:
         return history_key(self.location.prefix, self.repo, manifest_id)
+
+    def pack_key(self, manifest_id: str) -> str:
+        return pack_key(self.location.prefix, self.repo, manifest_id)
 
     def url(self, key: str = "") -> str:
         return f"s3://{self.bucket}/{key}"

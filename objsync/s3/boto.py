@@ -43,9 +43,10 @@ def _pin(etag: str, version_id: str | None, match: str = "IfMatch") -> dict[str,
 
 
 def read_object(client, bucket: str, key: str, etag: str, sink, chunk_size: int = 1 << 20,
-                version_id: str | None = None) -> ReadInfo:
-    """Stream one object into `sink(bytes)`."""
-    response = client.get_object(Bucket=bucket, Key=key, **_pin(etag, version_id))
+                version_id: str | None = None, span: tuple[int, int] | None = None) -> ReadInfo:
+    """Stream one object (or the bytes [start, end) of it) into `sink(bytes)`."""
+    extra = {"Range": f"bytes={span[0]}-{span[1] - 1}"} if span else {}
+    response = client.get_object(Bucket=bucket, Key=key, **_pin(etag, version_id), **extra)
     body = response["Body"]
     try:
         for chunk in body.iter_chunks(chunk_size):

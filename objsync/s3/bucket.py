@@ -129,6 +129,12 @@ class Bucket:
             self.fallbacks += 1
         return boto.read_object(self._links.client(), self.name, key, etag, sink, version_id=version_id)
 
+    def read_span(self, key: str, etag: str, start: int, end: int, sink: Callable[[bytes], object],
+                  version_id: str | None = None) -> ReadInfo:
+        """Deliver the bytes [start, end) of the object (of one version, when given) to `sink`."""
+        return boto.read_object(self._links.client(), self.name, key, etag, sink, version_id=version_id,
+                                span=(start, end))
+
     def read_many(self, requests: Sequence[ReadRequest],
                   cancelled: Callable[[], bool] | None = None) -> list[ReadResult]:
         """Read many objects at once; results in the order of `requests`.

@@ -79,7 +79,7 @@ def test_bad_records_are_refused(changes, message):
 @pytest.mark.parametrize("text, message", [
     ("not json", "not a JSON document"),
     ("[]", "must be a JSON object"),
-    (doc(schema=4), "schema 4 is not supported"),
+    (doc(schema=5), "schema 5 is not supported"),
     (doc(schema=2), "missing source_url"),
     (doc(source_url="https://github.com/a/b"), "unknown source_url"),
     (doc(schema=True), "schema True is not supported"),
