@@ -188,12 +188,14 @@ def generate(path: str) -> tuple[str, str]:
     for p in (path, pub_path):
         if os.path.lexists(p):
             raise BadKey(f"{p} exists already; choose another name, or move it away first")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(private)
-    fd = os.open(pub_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(public)
+    for p, data, mode in ((path, private, 0o600), (pub_path, public, 0o644)):
+        try:
+            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        except OSError as exc:
+            raise BadKey(f"cannot write {p}: {exc.strerror or exc}; check that its folder exists and is "
+                         f"writable") from None
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
     return pub_path, key_id(_public_raw(key.public_key()))
 
 

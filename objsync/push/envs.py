@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -67,6 +67,10 @@ class ProjectConfig:
         """The named environment, or a ConfigError that lists the configured ones."""
         if name in self.environments:
             return self.environments[name]
+        for known_name, e in self.environments.items():
+            # OBJSYNC_ENV_PROD_EU_URL defines `prod_eu`; `objsync push prod-eu` means the same environment.
+            if env_var(known_name, "") == env_var(name, ""):
+                return replace(e, name=name)
         where = f"in {self.path}" if self.path else f"(no {CONFIG_FILE} or [tool.objsync] found)"
         known = ", ".join(sorted(self.environments)) or "none"
         raise ConfigError(f"unknown environment {name!r}; configured {where} or by {ENV_PREFIX}<NAME>_URL: "

@@ -149,3 +149,12 @@ def test_the_repo_web_page_comes_from_ci_variables():
     assert resolve_source_url({"OBJSYNC_SOURCE_URL": "https://git.example.com/x.git", **gh}) == "https://git.example.com/x"
     assert resolve_source_url({"CI_PROJECT_URL": "not a url"}) is None
     assert resolve_source_url({}) is None
+
+
+def test_an_environment_defined_by_variable_answers_to_its_hyphenated_name(tmp_path):
+    project = load_project(tmp_path, {"OBJSYNC_ENV_PROD_EU_URL": "s3://p/d"})
+    env = project.environment("prod-eu")
+    assert (env.name, str(env.location)) == ("prod-eu", "s3://p/d")
+    assert project.environment("prod_eu").location == env.location
+    with pytest.raises(ConfigError, match="OBJSYNC_ENV_PROD_US_URL"):
+        project.environment("prod-us")

@@ -141,3 +141,8 @@ def test_a_signed_file_is_linked_from_a_base_only_when_the_base_signed_the_same_
     assert set(base_entries(other, local, m)) == {"b.py"}
     unsigned_new = sample(files=tuple(replace(f, sha256=None) for f in m.files))
     assert set(base_entries(unsigned_base, local, unsigned_new)) == {"a.py", "b.py"}
+
+
+def test_keygen_into_a_missing_folder_says_so(tmp_path):
+    with pytest.raises(BadKey, match=r"cannot write .*nope/k: No such file or directory; check that its folder"):
+        generate(str(tmp_path / "nope" / "k"))
