@@ -1,7 +1,8 @@
 """Where a pass's listing comes from: one LIST of the prefix, or the repos' manifests (manifests.py).
 
 Manifest mode starts by itself when `<prefix>/.objsync/manifests/` holds manifests (or repos are
-pinned), and ends when the last manifest is gone: in both cases within the same pass. The planner
+pinned), and ends when the last manifest is gone: in both cases within the same pass. The first
+pass of a process lists the manifests first, and the whole prefix only when there are none. The planner
 always sees one listing of the whole prefix and the local files as readers see them, so every
 guard applies the same way in both modes.
 """
@@ -75,12 +76,16 @@ class Listing:
                  *, manifest_mode: bool = False) -> None:
         self.bucket, self.prefix, self.tree, self.manifests = bucket, normalize_prefix(prefix), tree, manifests
         self.manifest_mode = manifest_mode and manifests is not None
+        self.first = True
 
     def view(self) -> View:
         """The listing and local files of the next pass; raises when the bucket cannot be listed."""
-        if self.manifest_mode:
+        # A process starts by looking for manifests: with them, a cold start needs no LIST of every object.
+        if self.manifest_mode or (self.first and self.manifests is not None):
+            self.first = False
             found = self.manifests.view()
             if found is not None:
+                self.manifest_mode = True
                 return found
         listing = self.bucket.list(self.prefix)
         if self.manifests is not None:
