@@ -13,7 +13,7 @@ import http.client
 import re
 from collections import Counter
 from http.server import BaseHTTPRequestHandler
-from urllib.parse import quote, unquote_to_bytes, urlsplit
+from urllib.parse import parse_qs, quote, unquote_to_bytes, urlsplit
 
 from faultproxy import HttpProxy
 
@@ -26,8 +26,10 @@ def url_encoded(raw: bytes) -> str:
 class ListProxy(HttpProxy):
     """Forwards to `upstream`; appends `extra` (url-encoded key -> body) to the last page of each listing."""
 
-    def __init__(self, upstream: tuple[str, int], bucket: str, extra: dict[str, bytes]) -> None:
+    def __init__(self, upstream: tuple[str, int], bucket: str, extra: dict[str, bytes],
+                 prefix: str | None = None) -> None:
         self.upstream = upstream
+        self.prefix = prefix  # given: only listings of exactly this prefix get the extra entries
         self.extra = dict(extra)
         self._bodies = {b"/" + bucket.encode() + b"/" + unquote_to_bytes(key): body for key, body in extra.items()}
         self.listings = 0
@@ -49,7 +51,8 @@ class ListProxy(HttpProxy):
             data, headers, status = resp.read(), resp.getheaders(), resp.status
         finally:
             conn.close()
-        if h.command == "GET" and "list-type=2" in h.path and status == 200:
+        asked = parse_qs(urlsplit(h.path).query).get("prefix", [""])[0]
+        if h.command == "GET" and "list-type=2" in h.path and status == 200 and self.prefix in (None, asked):
             data = self._inject(data, url_mode="encoding-type=url" in h.path)
         self._reply(h, status, headers, data)
 

@@ -70,7 +70,8 @@ def test_a_failed_fetch_holds_back_every_delete_and_never_enters_the_cache(
 
     def list_then_overwrite(prefix):
         listing = real_list(prefix)
-        put(s3_client, bucket, {"p/a.py": b"v2 written after the listing"})  # the race, made certain
+        if prefix == "p/":  # the listing of every object, not the look for manifests before it
+            put(s3_client, bucket, {"p/a.py": b"v2 written after the listing"})  # the race, made certain
         return listing
 
     monkeypatch.setattr(remote, "list", list_then_overwrite)

@@ -149,7 +149,7 @@ def test_one_pull_meets_every_hostile_key_and_writes_nothing_outside(s3_client, 
     before = snapshot(top, skip=d)
     host, port = seaweed.endpoint_url.rsplit("//", 1)[1].split(":")
     proxy = ListProxy((host, int(port)), bucket, {enc: INJECTED_BODY.get(dec, body_of(dec))
-                                                  for enc, dec, _ in INJECTED.values()})
+                                                  for enc, dec, _ in INJECTED.values()}, prefix="p/")
     try:
         run = pull(f"s3://{bucket}/p", d, "--endpoint-url", proxy.url, env=aws_env)
         again = pull(f"s3://{bucket}/p", d, "--endpoint-url", proxy.url, env=aws_env)

@@ -2,18 +2,24 @@
 
 Manifest mode starts by itself when `<prefix>/.objsync/manifests/` holds manifests (or repos are
 pinned), and ends when the last manifest is gone: in both cases within the same pass. The first
-pass of a process lists the manifests first, and the whole prefix only when there are none. The planner
-always sees one listing of the whole prefix and the local files as readers see them, so every
-guard applies the same way in both modes.
+pass of a process lists the manifests first, and the whole prefix only when there are none. The
+planner always sees one listing of the whole prefix and the local files as readers see them, so
+every guard applies the same way in both modes.
+
+In LIST mode, a poll whose listing is the one of the last clean pass, byte for byte, ends there:
+no parsing, no stat of local files, no plan. Every `rescan_every`, or on request, the local files
+are looked at again, as in manifest mode.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
-from objsync.model import LocalFile, Mode, Plan, Problem, RemoteObject
+from objsync.model import Kind, LocalFile, Mode, Plan, Problem, RemoteObject
 from objsync.paths import normalize_prefix
+from objsync.pull.config import DEFAULT_RESCAN
 from objsync.s3.bucket import Bucket
 
 
@@ -69,14 +75,34 @@ class Strategy(Protocol):
     def request_rescan(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class Quiet:
+    """What LIST mode knows after a clean pass: the listing's fingerprint, and what to report again."""
+
+    fingerprint: str
+    listed: int
+    problems: tuple[Problem, ...]
+    scanned_at: float
+
+
+@dataclass(frozen=True)
+class ListMemo:
+    """The fingerprint of a LIST-mode view's listing, kept by `settle` if the pass ends clean."""
+
+    fingerprint: str
+
+
 class Listing:
     """Builds each pass's View, in LIST mode or in manifest mode (when `manifests` is given and finds any)."""
 
     def __init__(self, bucket: Bucket, prefix: str, tree: LocalTree, manifests: Strategy | None = None,
-                 *, manifest_mode: bool = False) -> None:
+                 *, manifest_mode: bool = False, rescan_every: float = DEFAULT_RESCAN,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.bucket, self.prefix, self.tree, self.manifests = bucket, normalize_prefix(prefix), tree, manifests
         self.manifest_mode = manifest_mode and manifests is not None
         self.first = True
+        self.rescan_every, self.clock = rescan_every, clock
+        self.quiet: Quiet | None = None
 
     def view(self) -> View:
         """The listing and local files of the next pass; raises when the bucket cannot be listed."""
@@ -87,7 +113,12 @@ class Listing:
             if found is not None:
                 self.manifest_mode = True
                 return found
-        listing = self.bucket.list(self.prefix)
+        q = self.quiet
+        known = q.fingerprint if q is not None and self.clock() - q.scanned_at < self.rescan_every else ""
+        listing, fingerprint = self.bucket.list_changed(self.prefix, known)
+        if listing is None:  # the listing of the last clean pass, so without manifests
+            return View(problems=q.problems, listed=q.listed, unchanged=True)
+        self.quiet = None
         if self.manifests is not None:
             found = self.manifests.view_of(listing)
             if found is not None:
@@ -96,14 +127,20 @@ class Listing:
             if self.manifest_mode:
                 self.manifests.leave()
             self.manifest_mode = False
-        return View(listing, self.tree.scan_all(), listed=len(listing))
+        return View(listing, self.tree.scan_all(), listed=len(listing), rescan=True, memo=ListMemo(fingerprint))
 
     def settle(self, view: View, p: Plan | None, problems: Sequence[Problem], interrupted: bool) -> None:
         """Record what the pass did, so that the next one can skip what is already in place."""
         if view.mode == Mode.MANIFEST and self.manifests is not None:
             self.manifests.settle(view, p, problems, interrupted)
+        elif isinstance(view.memo, ListMemo):
+            # Only a pass that left the folder as the listing says lets the next identical listing skip the plan.
+            clean = not interrupted and (p is None or not p.delete_blocked)
+            clean = clean and all(x.kind == Kind.REJECTED for x in problems)
+            self.quiet = Quiet(view.memo.fingerprint, view.listed, tuple(problems), self.clock()) if clean else None
 
     def request_rescan(self) -> None:
         """Look at every local file (and every top-level folder of the bucket) at the next pass."""
+        self.quiet = None
         if self.manifests is not None:
             self.manifests.request_rescan()

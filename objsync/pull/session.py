@@ -41,7 +41,8 @@ class Session:
                                      pins=dict(cfg.pins), rescan_every=cfg.rescan_every, keys=cfg.verify_keys,
                                      allow_unsigned=cfg.allow_unsigned_folders)
         self.listing = Listing(bucket, cfg.prefix, self.publisher, manifests,
-                               manifest_mode=manifests is not None and manifests.active)
+                               manifest_mode=manifests is not None and manifests.active,
+                               rescan_every=cfg.rescan_every)
         self._seen = Seen(self.listing)
         self._empty = False  # the last pass found nothing to mirror (and said so)
 

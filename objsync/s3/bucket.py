@@ -16,7 +16,7 @@ from objsync.model import RemoteObject
 from objsync.s3 import boto
 from objsync.s3.config import RemoteConfig, Session, make_client, make_session
 from objsync.s3.fast import FastGet, FastPath, find_route, read_info
-from objsync.s3.records import Buffer, Cancelled, ReadInfo, ReadRequest, ReadResult, Stored, Uploaded
+from objsync.s3.records import Buffer, Cancelled, ReadInfo, ReadRequest, ReadResult, Stored, Uploaded, fingerprint
 
 
 class _Links:
@@ -100,6 +100,12 @@ class Bucket:
                 return found[0]
             self.fallbacks += 1
         return list(boto.list_prefix(self._links.client(), self.name, prefix))
+
+    def list_changed(self, prefix: str, known: str = "") -> tuple[list[RemoteObject] | None, str]:
+        """Every object under `prefix` and the listing's fingerprint; None for the objects when it is `known`."""
+        objects = self.list(prefix)
+        found = fingerprint(objects)
+        return (None if found == known else objects), found
 
     def list_level(self, prefix: str) -> tuple[list[RemoteObject], list[str]]:
         """The objects directly under `prefix` and the sub-folders ('prefix/name/'), with Delimiter='/'."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, Iterable, Protocol
 
 from objsync.model import RemoteObject
 
@@ -87,6 +87,16 @@ class Uploaded:
     size: int
     md5: str
     etag: str
+
+
+def fingerprint(objects: Iterable[RemoteObject]) -> str:
+    """A digest of a listing: equal for two listings of the same objects, in the same order."""
+    import xxhash
+
+    digest = xxhash.xxh3_128()
+    for o in objects:
+        digest.update(f"{o.key}\0{o.etag}\0{o.size}\0{o.mtime_ns}\n".encode("utf-8", "surrogatepass"))
+    return "objects:" + digest.hexdigest()
 
 
 def listed(key: str, etag: str, size, last_modified) -> RemoteObject:

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 from botocore.exceptions import ClientError
 
 from objsync.model import RemoteObject
-from objsync.s3.records import Cancelled, ReadInfo, ReadRequest, ReadResult, Stored, listed
+from objsync.s3.records import Cancelled, ReadInfo, ReadRequest, ReadResult, Stored, fingerprint, listed
 
 # S3's own words, as a GET's error body carries them (a HEAD has no body: its code is the status).
 _MESSAGES = {
@@ -91,6 +91,11 @@ class MemoryBucket:
     def list(self, prefix: str) -> list[RemoteObject]:
         self.requests.append(Request("LIST", prefix))
         return [self._listed(key) for key in sorted(self._current) if key.startswith(prefix)]
+
+    def list_changed(self, prefix: str, known: str = "") -> tuple[list[RemoteObject] | None, str]:
+        objects = self.list(prefix)
+        found = fingerprint(objects)
+        return (None if found == known else objects), found
 
     def list_level(self, prefix: str) -> tuple[list[RemoteObject], list[str]]:
         """Objects directly under `prefix`, and sub-folders as 'prefix/name/' (Delimiter='/')."""

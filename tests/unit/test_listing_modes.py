@@ -80,3 +80,38 @@ def test_a_refused_manifest_keeps_the_previous_version_and_holds_a_repo_never_se
         assert rig.files() == {"a/x.py": b"x1", "a/y.py": b"y", "c/old.py": b"old"}
         assert len(third.errors) == 2 and third.fetched == 1
         assert not [r for r in bucket.requests if r.op == "GET" and r.target.startswith(MANIFESTS)]
+
+
+def test_a_quiet_list_mode_poll_skips_the_plan_until_the_listing_changes_or_a_rescan(tmp_path):
+    bucket = MemoryBucket()
+    bucket.put_many({"dags/a/x.py": b"x1", "dags/b/y.py": b"y1", "dags/bad//key.py": b"k"})
+    with open_rig(tmp_path / "d", bucket) as rig:
+        first = rig.run()
+        assert first.mode == Mode.LIST and rig.files() == {"a/x.py": b"x1", "b/y.py": b"y1"}
+        rejected = [e.key for e in first.errors if e.kind == Kind.REJECTED]
+        assert rejected == ["dags/bad//key.py"]
+
+        (tmp_path / "d" / "a" / "x.py").unlink()  # behind objsync's back
+        quiet = rig.run()
+        assert quiet.skipped == quiet.listed == 3 and quiet.fetched == 0
+        assert [e.key for e in quiet.errors] == rejected  # still reported at every poll
+        assert "a/x.py" not in rig.files()  # trusted until the next rescan
+
+        rig.session.request_rescan()
+        assert rig.run().fetched == 1 and rig.files()["a/x.py"] == b"x1"
+
+        bucket.put("dags/b/y.py", b"y2")
+        changed = rig.run()
+        assert changed.fetched == 1 and rig.files()["b/y.py"] == b"y2"
+        assert rig.run().skipped == 3
+
+
+def test_a_list_mode_pass_that_failed_is_not_trusted_by_the_next_poll(tmp_path):
+    bucket = MemoryBucket()
+    bucket.put_many({"dags/a/x.py": b"x1", "dags/a/z.py": b"z1"})
+    bucket.broken.add("dags/a/z.py")
+    with open_rig(tmp_path / "d", bucket) as rig:
+        assert not rig.run().ok and rig.files() == {"a/x.py": b"x1"}
+        bucket.broken.clear()
+        again = rig.run()  # the same listing, but the last pass did not finish its work
+        assert again.ok and again.fetched == 1 and rig.files() == {"a/x.py": b"x1", "a/z.py": b"z1"}
