@@ -27,6 +27,7 @@ from objsync.pull.versions import (MANIFESTS, MAX_MANIFEST_BYTES, Refused, Versi
                                    manifest_names, parse_manifest)
 from objsync.s3.bucket import Bucket
 from objsync.s3.errors import describe_error, is_missing
+from objsync.s3.etag import damage
 from objsync.signing import VerifyKey
 
 _MEMO = "manifest:"
@@ -278,13 +279,18 @@ class ManifestMode:
                 raise Refused(f"it is {size:,} bytes, over the limit of {MAX_MANIFEST_BYTES:,}")
         chunks: list[bytes] = []
         try:
-            self.bucket.read(key, etag, size, chunks.append)
+            info = self.bucket.read(key, etag, size, chunks.append)
         except Exception as exc:
             if mid is not None and is_missing(exc):
                 raise Refused(f"version {mid} is not in its history ({key} does not exist); choose one of the "
                               f"ids under {self.prefix}{STATE_DIR}/history/{repo}/") from None
             raise
-        return Version(source, parse_manifest(b"".join(chunks), repo, mid, self.keys))
+        body = b"".join(chunks)
+        # A refusal is remembered until the manifest changes: bytes damaged on the way must be read again instead.
+        damaged = damage(body, info.etag or etag, info.sse)
+        if damaged:
+            raise OSError(f"{key} arrived damaged ({damaged}); it is read again at the next pass")
+        return Version(source, parse_manifest(body, repo, mid, self.keys))
 
     def _unsigned(self, name: str) -> Problem:
         return Problem(self.prefix + name, (

@@ -68,3 +68,11 @@ def multipart_parts(etag: str) -> int | None:
     if sep and tail.isdigit() and is_md5_etag(head):
         return int(tail)
     return None
+
+
+def damage(body: bytes, etag: str, sse: str | None = None) -> str:
+    """Why `body` cannot be the object of this single-part ETag ('' when it can, or when the ETag is no MD5)."""
+    if not is_md5_etag(etag) or sse in KMS:
+        return ""
+    found = hashlib.md5(body, usedforsecurity=False).hexdigest()
+    return "" if found == etag.lower() else f"MD5 {found}, ETag {etag}"

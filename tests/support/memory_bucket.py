@@ -6,8 +6,8 @@ come in key order with Last-Modified to the millisecond, If-Match and VersionId 
 errors are botocore `ClientError`s with S3's codes, so objsync.s3.errors reads them as it reads
 real ones. Sync behaviour itself is still proven against SeaweedFS.
 
-Faults are placed by hand: `broken` keys fail every read with a 500, and `before_read` runs before
-each GET is served (to change the object under it, or to set a stop event mid-pass).
+Faults are placed by hand: `broken` keys fail every read with a 500, `damaged` ones deliver one
+changed byte once (through `read`), and `before_read` runs before each GET is served (to change the object under it, or to set a stop event mid-pass).
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ class MemoryBucket:
         self.fallbacks = 0  # the real Bucket counts fast-path reads repeated through boto3; there are none here
         self.requests: list[Request] = []
         self.broken: set[str] = set()  # keys whose every read fails with a 500, until removed
+        self.damaged: set[str] = set()  # keys whose next GET delivers one byte changed, as a bad network would
         self.before_read: Callable[[str], None] | None = None  # runs with the key before each GET is served
         self._current: dict[str, Version] = {}
         self._history: dict[str, list[Version]] = {}
@@ -119,8 +120,12 @@ class MemoryBucket:
         if key in self.broken:
             raise s3_error("InternalError")
         found = self._find(key, etag, version_id, "GetObject")
-        sink(found.body)
-        return ReadInfo(len(found.body), found.etag, None)
+        body = found.body
+        if key in self.damaged and body:
+            self.damaged.discard(key)
+            body = bytes([body[0] ^ 1]) + body[1:]
+        sink(body)
+        return ReadInfo(len(body), found.etag, None)
 
     def read_many(self, requests: Sequence[ReadRequest],
                   cancelled: Callable[[], bool] | None = None) -> list[ReadResult]:

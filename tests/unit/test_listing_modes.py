@@ -115,3 +115,15 @@ def test_a_list_mode_pass_that_failed_is_not_trusted_by_the_next_poll(tmp_path):
         bucket.broken.clear()
         again = rig.run()  # the same listing, but the last pass did not finish its work
         assert again.ok and again.fetched == 1 and rig.files() == {"a/x.py": b"x1", "a/z.py": b"z1"}
+
+
+def test_a_manifest_damaged_on_the_way_is_read_again_not_refused(tmp_path):
+    bucket = MemoryBucket()
+    publish(bucket, "a", {"dag.py": b"a"})
+    bucket.damaged.add(manifest_key("dags", "a"))
+    with open_rig(tmp_path / "d", bucket) as rig:
+        first = rig.run()
+        (problem,) = first.errors
+        assert problem.kind == Kind.LISTING and "arrived damaged" in problem.error and rig.files() == {}
+        second = rig.run()  # the same ETag: a refusal would be remembered, a failed read is not
+        assert second.ok and rig.files() == {"a/dag.py": b"a"}
