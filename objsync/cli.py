@@ -87,13 +87,23 @@ def _typed(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return convert
 
 
+class _PullHelp(argparse.HelpFormatter):
+    """Names this machine's default --workers only when help is shown: counting CPUs loads psutil."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.dest == "workers":
+            return f"worker processes (default {default_workers()} here, from the CPU count; 0 runs in-process)"
+        return super()._get_help_string(action)
+
+
 def add_pull(subparsers) -> tuple[EnvFlag, ...]:
     """Add `pull` with objinsync's flags and objsync's own; returns the environment variables they may come from."""
     pull = subparsers.add_parser("pull", help="mirror s3://BUCKET/PREFIX into LOCAL_DIR, once or continuously",
                                  description="Mirror s3://BUCKET[/PREFIX] into LOCAL_DIR.",
                                  epilog=f"Every option can also come from {ENV_PREFIX}<OPTION>, e.g. "
                                         f"{ENV_PREFIX}INTERVAL=10s or {ENV_PREFIX}FSYNC=false; the command "
-                                        "line wins.")
+                                        "line wins.",
+                                 formatter_class=_PullHelp)
     pull.add_argument("remote", metavar="REMOTE_URI", help="s3://BUCKET[/PREFIX]")
     pull.add_argument("local", metavar="LOCAL_DIR", help="destination folder (created if missing)")
     table = FlagTable(pull, ENV_PREFIX)
@@ -115,7 +125,7 @@ def add_pull(subparsers) -> tuple[EnvFlag, ...]:
     add("-s", "--status-addr", default=":8087",
         help="address of /health and /metrics in daemon mode, or 'off' (default :8087)")
     add("--workers", type=_typed(parse_count), default=None,
-        help=f"worker processes (default {default_workers()} here, from the CPU count; 0 runs in-process)")
+        help="worker processes (default: from the CPU count; 0 runs in-process)")
     add("--threads", type=_typed(parse_count), default=32,
         help="downloads in flight at once in each process (default 32)")
     add("--connect-timeout", type=_typed(parse_duration), default=10.0, metavar="DURATION",
@@ -231,7 +241,6 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> PullCo
     rules = Rules(
         filter=Filter(includes=split_patterns(args.include), excludes=split_patterns(args.exclude)),
         scratch=args.scratch, allow_empty=args.allow_empty, max_delete=args.max_delete)
-    workers = default_workers() if args.workers is None else args.workers
     keys = verify_keys_from(args.verify_key, env) if (args.verify_key or env.get(VERIFY_KEYS_ENV)) else ()
     if keys and args.ignore_manifests:
         raise ValueError("--ignore-manifests cannot go with verify keys: only manifests carry signatures")
@@ -239,7 +248,7 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> PullCo
         raise ValueError("--allow-unsigned-folders needs --verify-key (or OBJSYNC_VERIFY_KEYS)")
     return PullConfig(
         source=Location.parse(args.remote), dest=Path(args.local).absolute(), remote=remote, rules=rules,
-        pool=PoolConfig(workers=workers, threads=max(1, args.threads)),
+        pool=PoolConfig(workers=args.workers, threads=max(1, args.threads)),  # None: counted when needed
         file_mode=args.default_file_mode, fsync=Fsync(args.fsync), once=args.once,
         dry_run=args.dry_run, pins=parse_pins(args.pin),
         rescan_every=args.rescan_every, use_manifests=not args.ignore_manifests, atomic=args.atomic,

@@ -3,30 +3,30 @@
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import queue
 import signal
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
-
-import psutil
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 from objsync.model import FetchResult, Job
 from objsync.pull.fetch import WriteOptions, run_batch
 from objsync.s3.bucket import Bucket
 from objsync.s3.config import RemoteConfig
 
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
 
 @dataclass(frozen=True)
 class PoolConfig:
-    """Pool shape: processes (0: in-process lanes), transfers in flight in each, and batch sizes."""
+    """Pool shape: processes (0: in-process lanes; None: `default_workers()`), transfers in flight in each,
+    and batch sizes."""
 
-    workers: int
+    workers: int | None
     threads: int = 32
     batch_files: int = 64
     batch_bytes: int = 32 << 20
@@ -41,12 +41,23 @@ def default_workers() -> int:
 
 def available_cpus(cgroup: str = "/sys/fs/cgroup") -> int:
     """CPUs this process may use: its affinity, capped by a container's CPU quota (cgroup v2 or v1)."""
+    import psutil
+
     try:
         cpus = len(psutil.Process().cpu_affinity())
     except (AttributeError, psutil.Error):
         cpus = psutil.cpu_count() or 1
     quota = _cgroup_quota(cgroup)
     return max(1, min(cpus, math.ceil(quota))) if quota else cpus
+
+
+def __getattr__(name: str):
+    # psutil loads when CPUs are first counted, which a pass with nothing to fetch never does.
+    if name == "psutil":
+        import psutil
+
+        return psutil
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _cgroup_quota(root: str) -> float | None:
@@ -146,25 +157,37 @@ class Pool:
         # `reader`: the bucket in-process lanes read through (and close), for credentials that are not
         # on the default chain, such as an Airflow connection's; worker processes build their own.
         self.remote, self.opts, self.cfg, self._reader = remote, opts, cfg, reader
+        self._workers = cfg.workers
         self._executor: ProcessPoolExecutor | None = None
         self._pids = None  # worker PIDs, reported by each worker as it starts
         self._lanes: ThreadPoolExecutor | None = None
         self._spare: "queue.SimpleQueue[_Worker]" = queue.SimpleQueue()
         self._inline: list[_Worker] = []
 
+    @property
+    def workers(self) -> int:
+        """Worker processes (0: in-process lanes), the default counted only once a pass has work."""
+        if self._workers is None:
+            self._workers = default_workers()
+        return self._workers
+
     def start(self) -> "Pool":
         """Start the processes now (they warm up while the coordinator lists)."""
-        if self.cfg.workers <= 0:
+        if self.workers <= 0:
             self._start_lanes()
         elif self._executor is None:
+            # multiprocessing loads only here: a pass with nothing to fetch starts no process.
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
             ctx = multiprocessing.get_context("forkserver")
             self._pids = ctx.SimpleQueue()
             ctx.set_forkserver_preload(["objsync.pull.pool"])
             self._executor = ProcessPoolExecutor(
-                max_workers=self.cfg.workers, mp_context=ctx,
+                max_workers=self.workers, mp_context=ctx,
                 initializer=_init_worker, initargs=(self.remote, self.opts, self.cfg.threads, self._pids))
             # Ask every process to start (and build its client) before any real work arrives.
-            for _ in range(self.cfg.workers):
+            for _ in range(self.workers):
                 self._executor.submit(os.getpid)
         return self
 
@@ -195,7 +218,7 @@ class Pool:
         if not jobs:
             return
         groups = batches(jobs, self.cfg.batch_files, self.cfg.batch_bytes)
-        if self._executor is None and (self.cfg.workers <= 0 or len(jobs) <= self.cfg.inline_max):
+        if self._executor is None and (len(jobs) <= self.cfg.inline_max or self.workers <= 0):
             lanes, cancelled = self._start_lanes(), (_after_grace(stop) if stop is not None else None)
             submit, limit = (lambda group: lanes.submit(self._run_in_lane, group, cancelled)), self.LANES
         else:
@@ -203,7 +226,7 @@ class Pool:
             assert self._executor is not None
             executor = self._executor
             # Keep only a few batches in flight per worker, so a stop request is honoured quickly.
-            submit, limit = (lambda group: executor.submit(_run_batch, group)), self.cfg.workers * 2
+            submit, limit = (lambda group: executor.submit(_run_batch, group)), self.workers * 2
         pending: set[Future] = set()
         deadline: float | None = None
         try:
@@ -227,7 +250,7 @@ class Pool:
                 done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 for fut in done:
                     yield fut.result()
-        except BrokenProcessPool:
+        except BrokenExecutor:  # BrokenProcessPool: lanes have no initializer that could break theirs
             self.abort()  # the next pass starts fresh workers
             raise
         finally:

@@ -14,7 +14,7 @@ from typing import BinaryIO, Callable, Sequence
 
 from objsync.model import RemoteObject
 from objsync.s3 import boto
-from objsync.s3.config import RemoteConfig, Session, make_client, make_session
+from objsync.s3.config import AnySession, RemoteConfig, make_client, make_session
 from objsync.s3.fast import FastGet, FastPath, find_route, read_info
 from objsync.s3.records import Buffer, Cancelled, ReadInfo, ReadRequest, ReadResult, Stored, Uploaded, fingerprint
 
@@ -22,7 +22,7 @@ from objsync.s3.records import Buffer, Cancelled, ReadInfo, ReadRequest, ReadRes
 class _Links:
     """What a Bucket does not share with its siblings: fast-path connections, boto3 client, threads."""
 
-    def __init__(self, cfg: RemoteConfig, session: Session) -> None:
+    def __init__(self, cfg: RemoteConfig, session: AnySession) -> None:
         self._cfg, self._session = cfg, session
         self._fast: FastPath | None = None
         self._client = None
@@ -64,7 +64,7 @@ class Bucket:
     `fallbacks` counts the requests that the fast path handed to boto3.
     """
 
-    def __init__(self, cfg: RemoteConfig, name: str, session: Session | None = None) -> None:
+    def __init__(self, cfg: RemoteConfig, name: str, session: AnySession | None = None) -> None:
         self.name = name
         self.fallbacks = 0
         self._cfg = cfg

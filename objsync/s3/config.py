@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Union
 from urllib.parse import urlsplit
+
+from objsync.s3.sigv4 import Credentials
 
 DEFAULT_REGION = "us-east-1"
 
@@ -67,6 +70,9 @@ class Session:
     boto: Any
     core: Any
     lock: Any = field(default_factory=threading.Lock, compare=False, repr=False)
+    # Built here on the default chain, so only the environment and the AWS files configure it (not, say,
+    # an Airflow connection's client settings).
+    default_chain: bool = field(default=False, compare=False)
 
     @property
     def region(self) -> str | None:
@@ -82,8 +88,74 @@ class Session:
         return self.core.get_config_variable("ca_bundle")
 
 
-def make_session(cfg: RemoteConfig) -> Session:
-    """A session on the default credential chain (or the named profile)."""
+class EnvSession:
+    """Static keys from the environment (see `env_keys`), with region and CA bundle read as botocore reads them;
+    botocore loads only when a boto3 client is built, which a pass served by the fast path never does."""
+
+    default_chain = True
+
+    def __init__(self, cfg: RemoteConfig, keys: Credentials, env: Mapping[str, str]) -> None:
+        self._cfg, self._keys = cfg, keys
+        self.region: str | None = env.get("AWS_DEFAULT_REGION")
+        self._ca_bundle: str | None = env.get("AWS_CA_BUNDLE")
+        self._full: Session | None = None
+        self._building = threading.Lock()
+        self.lock = threading.Lock()
+
+    def credentials(self) -> Credentials:
+        return self._keys
+
+    def ca_bundle(self) -> str | None:
+        return self._ca_bundle
+
+    @property
+    def boto(self):
+        return self._botocore().boto
+
+    @property
+    def core(self):
+        return self._botocore().core
+
+    def _botocore(self) -> Session:
+        with self._building:
+            if self._full is None:
+                self._full = botocore_session(self._cfg)
+            return self._full
+
+
+AnySession = Union[Session, EnvSession]
+
+# botocore's defaults for the files that could name a region, a CA bundle or other credentials.
+_FILES = (("AWS_CONFIG_FILE", "~/.aws/config"), ("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"))
+
+
+def env_keys(cfg: RemoteConfig, env: Mapping[str, str]) -> Credentials | None:
+    """AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, when botocore would use exactly these and read nothing else."""
+    # botocore asks the environment first, but a named profile, an expiry (refreshing keys) or an AWS config
+    # or credentials file (parsed even then, and perhaps rejected) can change its answer: then None.
+    if cfg.profile is not None or "AWS_PROFILE" in env or "AWS_DEFAULT_PROFILE" in env:
+        return None
+    access, secret = env.get("AWS_ACCESS_KEY_ID", ""), env.get("AWS_SECRET_ACCESS_KEY", "")
+    if not (access and secret) or env.get("AWS_CREDENTIAL_EXPIRATION") or aws_files(env):
+        return None
+    token = env.get("AWS_SECURITY_TOKEN") or env.get("AWS_SESSION_TOKEN") or None  # botocore's order
+    return Credentials(access, secret, token)
+
+
+def aws_files(env: Mapping[str, str]) -> bool:
+    """True when the AWS config file or the shared credentials file exists (where botocore looks)."""
+    return any(os.path.isfile(os.path.expanduser(os.path.expandvars(env[var] if var in env else default)))
+               for var, default in _FILES)
+
+
+def make_session(cfg: RemoteConfig) -> AnySession:
+    """A session on the default credential chain (or the named profile); botocore loads only when needed."""
+    keys = env_keys(cfg, os.environ)
+    return EnvSession(cfg, keys, os.environ) if keys is not None else botocore_session(cfg)
+
+
+def botocore_session(cfg: RemoteConfig) -> Session:
+    """A boto3 session on botocore's full credential chain (or the named profile)."""
     import boto3
     import botocore.session
 
@@ -91,7 +163,18 @@ def make_session(cfg: RemoteConfig) -> Session:
     # dateutil's general parser took most of the CPU of listing 10,000 keys; S3's ISO 8601
     # timestamps parse with the standard library, anything else falls back to botocore's parser.
     core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse_timestamp)
-    return Session(boto3.session.Session(botocore_session=core, profile_name=cfg.profile), core)
+    return Session(boto3.session.Session(botocore_session=core, profile_name=cfg.profile), core, default_chain=True)
+
+
+def default_ca_bundle() -> str:
+    """The CA bundle botocore trusts when none is configured: certifi's, else the one botocore ships."""
+    try:
+        from certifi import where
+    except ImportError:
+        from botocore.httpsession import get_cert_path
+
+        return get_cert_path(True)
+    return where()
 
 
 def parse_timestamp(value):
@@ -108,7 +191,7 @@ def parse_timestamp(value):
     return slow(value)
 
 
-def make_client(cfg: RemoteConfig, session: Session | None = None):
+def make_client(cfg: RemoteConfig, session: AnySession | None = None):
     """Build a boto3 S3 client with standard retries and no instance-metadata call for the region."""
     from botocore.config import Config
 
@@ -130,7 +213,7 @@ def make_client(cfg: RemoteConfig, session: Session | None = None):
                                    config=config)
 
 
-def resolve_region(cfg: RemoteConfig, session: Session) -> str:
+def resolve_region(cfg: RemoteConfig, session: AnySession) -> str:
     """The flag, else the AWS config; with neither, us-east-1 (botocore follows AWS's redirects).
 
     Only an explicit or configured region counts, so no instance-metadata lookup is ever made.

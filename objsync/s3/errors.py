@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+
+
+def _botocore_loaded() -> bool:
+    """No botocore error can exist before botocore is loaded, and a pass on the fast path never loads it."""
+    return "botocore.exceptions" in sys.modules
+
 
 def describe_error(exc: BaseException) -> str:
     """A one-line, credential-free description of a botocore/transport error."""
+    if not _botocore_loaded():
+        return f"{type(exc).__name__}: {exc}"
     from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, SSLError
 
     if isinstance(exc, ClientError):
@@ -26,6 +35,8 @@ def describe_error(exc: BaseException) -> str:
 
 def is_missing(exc: BaseException) -> bool:
     """True when `exc` says the object (or version) does not exist; a missing bucket is not that."""
+    if not _botocore_loaded():
+        return False
     from botocore.exceptions import ClientError
 
     if not isinstance(exc, ClientError):

@@ -9,13 +9,16 @@ but a complete 200 to the boto3 client, whose retries then apply.
 from __future__ import annotations
 
 import io
+import os
+import re
+import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
-from urllib.parse import urlsplit
+from typing import Callable, Mapping, Sequence
+from urllib.parse import unquote_plus, urlsplit
 
 from objsync.model import RemoteObject
-from objsync.s3.config import RemoteConfig, Session, parse_timestamp, resolve_region
+from objsync.s3.config import AnySession, RemoteConfig, aws_files, default_ca_bundle, parse_timestamp, resolve_region
 from objsync.s3.curl import Get, Reply, TransferConfig, Transfers
 from objsync.s3.records import ReadInfo, listed
 from objsync.s3.sigv4 import Credentials, amz_date, encode_path, encode_query, sign_get
@@ -33,15 +36,15 @@ class Route:
     region: str
     transfer: TransferConfig
     concurrency: int
-    credentials: object = field(repr=False, compare=False)  # botocore's, refreshed by botocore
+    credentials: object = field(repr=False, compare=False)  # botocore's (it refreshes them), or static keys
 
 
-def find_route(cfg: RemoteConfig, name: str, session: Session, client: Callable[[], object]) -> Route | None:
+def find_route(cfg: RemoteConfig, name: str, session: AnySession, client: Callable[[], object]) -> Route | None:
     """The route to bucket `name`, or None when the fast path must not be used.
 
     It is not used when turned off, without credentials, or when an HTTP proxy applies: proxied
     set-ups keep botocore's transport. `client()` gives the boto3 client, which on AWS resolves
-    the addressing (virtual host, region, FIPS...) once.
+    any addressing but the plain one (see `aws_origin`) once.
     """
     credentials = session.credentials()
     endpoint = cfg.effective_endpoint()
@@ -52,9 +55,14 @@ def find_route(cfg: RemoteConfig, name: str, session: Session, client: Callable[
         parts = urlsplit(endpoint)
         bucket_path, region = f"/{name}", resolve_region(cfg, session)
     else:
-        c = client()
-        parts = urlsplit(c.generate_presigned_url("get_object", Params={"Bucket": name, "Key": "k"}))
-        bucket_path, region = parts.path[:-2], c.meta.region_name
+        region = resolve_region(cfg, session)
+        origin = aws_origin(cfg, name, region, os.environ) if session.default_chain else None
+        if origin is not None:
+            parts, bucket_path = urlsplit(origin), ""
+        else:
+            c = client()
+            parts = urlsplit(c.generate_presigned_url("get_object", Params={"Bucket": name, "Key": "k"}))
+            bucket_path, region = parts.path[:-2], c.meta.region_name
     ca_file = (cfg.verify if isinstance(cfg.verify, str) else ca_bundle(session)) if parts.scheme == "https" else None
     transfer = TransferConfig(connect_timeout=cfg.connect_timeout, read_timeout=cfg.read_timeout,
                               verify=cfg.verify is not False, ca_file=ca_file)
@@ -62,11 +70,33 @@ def find_route(cfg: RemoteConfig, name: str, session: Session, client: Callable[
                  cfg.concurrency, credentials)
 
 
-def ca_bundle(session: Session) -> str:
-    """The CA bundle the client would use: AWS_CA_BUNDLE (or the profile's), else certifi's."""
-    from botocore.httpsession import get_cert_path
+# AWS_* variables that change nothing in where botocore sends a bucket's requests on AWS.
+_NO_ADDRESSING = frozenset({
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ACCOUNT_ID",
+    "AWS_CREDENTIAL_EXPIRATION", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME", "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_STS_REGIONAL_ENDPOINTS", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_EC2_METADATA_DISABLED",
+    "AWS_METADATA_SERVICE_TIMEOUT", "AWS_METADATA_SERVICE_NUM_ATTEMPTS", "AWS_REGION", "AWS_DEFAULT_REGION",
+    "AWS_CA_BUNDLE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"})
+_AWS_PARTITION = re.compile(r"(us|eu|ap|sa|ca|me|af|il|mx)-\w+-\d+")  # botocore's regionRegex of "aws"
+_PLAIN_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 
-    return session.ca_bundle() or get_cert_path(True)
+
+def aws_origin(cfg: RemoteConfig, name: str, region: str, env: Mapping[str, str]) -> str | None:
+    """The address botocore presigns for bucket `name` on AWS, when it is the plain one; else None."""
+    # Building an S3 client takes about as long as loading botocore. The plain case needs none: HTTPS,
+    # the aws partition, a lower-case DNS name without dots or '--' (S3 Express, aliases), and no config
+    # file or variable that could move the endpoint (FIPS, dual-stack, an endpoint URL, AWS_DATA_PATH).
+    if not (cfg.use_ssl and _AWS_PARTITION.fullmatch(region) and _PLAIN_BUCKET.fullmatch(name)) or "--" in name:
+        return None
+    if any(var.startswith("AWS_") and var not in _NO_ADDRESSING for var in env) or aws_files(env):
+        return None
+    return f"https://{name}.s3.amazonaws.com"
+
+
+def ca_bundle(session: AnySession) -> str:
+    """The CA bundle the client would use: AWS_CA_BUNDLE (or the profile's), else certifi's."""
+    return session.ca_bundle() or default_ca_bundle()
 
 
 def host_header(parts) -> str:
@@ -81,10 +111,20 @@ def host_header(parts) -> str:
 
 def no_proxy_for(url: str) -> bool:
     """True when no HTTP proxy applies to `url`."""
+    if not proxy_settings(os.environ):
+        return True
     from urllib.request import getproxies, proxy_bypass
 
     host = urlsplit(url).hostname or ""
     return not (getproxies() and not proxy_bypass(host))
+
+
+def proxy_settings(env: Mapping[str, str]) -> bool:
+    """False when urllib would find no proxy, told without loading urllib.request (and http.client, email):
+    on Linux urllib reads only `*_proxy` variables; macOS and Windows also keep system settings."""
+    if sys.platform == "darwin" or os.name == "nt":
+        return True
+    return any(value and name.lower().endswith("_proxy") for name, value in env.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +169,6 @@ class FastPath:
         """
         import xml.etree.ElementTree as ET
 
-        from botocore.compat import unquote_str
-
         out: list[RemoteObject] = []
         folders: list[str] = []
         token = None
@@ -147,10 +185,10 @@ class FastPath:
                 return None
             try:
                 root = ET.fromstring(body.getvalue())
-                out += [listed(unquote_str(item.findtext(_NS + "Key")), item.findtext(_NS + "ETag") or "",
+                out += [listed(unquote_plus(item.findtext(_NS + "Key")), item.findtext(_NS + "ETag") or "",
                                item.findtext(_NS + "Size"), parse_timestamp(item.findtext(_NS + "LastModified")))
                         for item in root.iter(_NS + "Contents")]
-                folders += [unquote_str(p.findtext(_NS + "Prefix")) for p in root.iter(_NS + "CommonPrefixes")]
+                folders += [unquote_plus(p.findtext(_NS + "Prefix")) for p in root.iter(_NS + "CommonPrefixes")]
                 token = root.findtext(_NS + "NextContinuationToken")
                 truncated = root.findtext(_NS + "IsTruncated") == "true"
             except (ET.ParseError, TypeError, ValueError):

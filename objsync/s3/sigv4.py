@@ -26,6 +26,10 @@ class Credentials:
     secret_key: str
     token: str | None = None
 
+    def get_frozen_credentials(self) -> "Credentials":
+        """Static keys are their own frozen copy; the fast path asks botocore's credentials for one."""
+        return self
+
     def __repr__(self) -> str:  # never print the secret
         return f"Credentials(access_key={self.access_key!r}, secret_key='***', token={'***' if self.token else None})"
 
