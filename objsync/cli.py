@@ -152,8 +152,8 @@ def add_pull(subparsers) -> tuple[EnvFlag, ...]:
     add("--pin", action="append", default=[], metavar="REPO=MANIFEST_ID",
         help="hold a repo at a version from its manifest history; repeatable")
     add("--rescan-every", type=_typed(parse_duration), default=DEFAULT_RESCAN, metavar="DURATION",
-        help="manifest mode: how often to stat every local file and look for top-level folders "
-             "without a manifest (default 5m; SIGHUP does it at once)")
+        help="how often to stat every local file while the bucket is unchanged, and in manifest mode to "
+             "look for top-level folders without a manifest (default 5m; SIGHUP does it at once)")
     add("--atomic", action="store_true",
         help="publish each top-level folder as a complete new tree behind a symlink, swapped in "
              "one rename, so that a reader never sees two versions of one folder at once")

@@ -33,7 +33,7 @@ class PullConfig:
     once: bool = False
     dry_run: bool = False
     pins: tuple[tuple[str, str], ...] = ()  # (repo, manifest id): versions held with --pin
-    rescan_every: float = DEFAULT_RESCAN  # manifest mode: seconds between looks at every local file and top folder
+    rescan_every: float = DEFAULT_RESCAN  # seconds between looks at every local file (and top folder) while quiet
     use_manifests: bool = True  # False: LIST the whole prefix on every pass, whatever manifests exist
     atomic: bool = False  # publish each top-level folder as a whole new tree, behind a symlink
     keep_snapshots: float = DEFAULT_KEEP  # seconds a replaced tree stays for the processes still reading it
