@@ -111,7 +111,7 @@ class Listing:
             self.first = False
             found = self.manifests.view()
             if found is not None:
-                self.manifest_mode = True
+                self.manifest_mode, self.quiet = True, None
                 return found
         q = self.quiet
         known = q.fingerprint if q is not None and self.clock() - q.scanned_at < self.rescan_every else ""
@@ -122,7 +122,7 @@ class Listing:
         if self.manifests is not None:
             found = self.manifests.view_of(listing)
             if found is not None:
-                self.manifest_mode = True
+                self.manifest_mode, self.quiet = True, None
                 return found
             if self.manifest_mode:
                 self.manifests.leave()
