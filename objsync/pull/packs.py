@@ -62,8 +62,10 @@ class PackedFetcher:
             def one(span: list[Job]) -> list[FetchResult]:
                 reader = PackReader(self.bucket, [j.fetch for j in span])
                 results = run_batch(reader, self.opts, span, run_many, cancelled)
-                for why in reader.problems:
-                    log.warning("%s; its files were read one by one", why, extra={"key": span[0].fetch.pack.key})
+                if reader.problems:  # one line per ranged read, not one per file: a pack can hold thousands
+                    key = span[0].fetch.pack.key
+                    log.warning("pack %s: %d of its files were read one by one instead (first, %s)", key,
+                                len(reader.problems), reader.problems[0], extra={"key": key})
                 return results
 
             for future in as_completed([threads.submit(one, span) for span in spans]):
@@ -90,7 +92,7 @@ class PackReader:
                 data = data[slots[i].start:slots[i].start + self.fetches[r.key].size]
                 why = _mismatch(self.fetches[r.key], data)
             if why:
-                self.problems.append(f"pack {slots[i].key}: {r.key}: {why}")
+                self.problems.append(f"{r.key}: {why}")
                 again.append(i)
                 continue
             results[i] = _served(r, data)
