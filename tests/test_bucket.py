@@ -10,10 +10,11 @@ import pytest
 from faultproxy import FaultProxy
 from support import md5, put
 
+from objsync.s3 import fast
 from objsync.s3.bucket import Bucket
 from objsync.s3.config import RemoteConfig
 from objsync.s3.errors import is_missing
-from objsync.s3.records import Buffer, Cancelled, ReadRequest
+from objsync.s3.records import Buffer, Cancelled, ReadInfo, ReadRequest, SpanRequest
 
 OBJECTS = {f"r/o{i}.bin": os.urandom(20_000 + i) for i in range(3)}
 
@@ -113,6 +114,48 @@ def test_a_sink_that_cannot_be_opened_fails_only_its_own_read(seaweed, bucket, o
     assert results[1].ok and results[1].sink.getvalue() == OBJECTS[keys[1]]
 
 
+def test_a_span_cut_on_the_fast_path_goes_on_from_the_first_byte_not_delivered(seaweed, bucket, objects, aws_env):
+    cutting = proxied(seaweed, rate=1.0, kinds=("truncate",), budget=1)
+    keys = list(objects)
+    got: dict[str, list[bytes]] = {k: [] for k in keys}
+    spans = [SpanRequest(k, objects[k], 1000, 15_000, got[k].append) for k in keys]
+    try:
+        with Bucket(RemoteConfig(endpoint_url=cutting.url), bucket) as reader:
+            ended = reader.read_spans(spans)
+    finally:
+        cutting.close()
+    assert cutting.injected["truncate"] == 1 and reader.fallbacks == 1
+    assert all(isinstance(e, ReadInfo) for e in ended), ended
+    # Each write saw each byte of its span once, in order, though one read broke off half-way.
+    assert {k: b"".join(v) for k, v in got.items()} == {k: OBJECTS[k][1000:15_000] for k in keys}
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_span_of_a_replaced_or_missing_object_delivers_no_byte(seaweed, bucket, objects, aws_env, fast):
+    keys = list(objects)
+    got: list[bytes] = []
+    spans = [SpanRequest(keys[0], "0" * 32, 0, 100, got.append), SpanRequest("r/none", "", 0, 100, got.append),
+             SpanRequest(keys[1], objects[keys[1]], 0, len(OBJECTS[keys[1]]), Buffer().write)]
+    with Bucket(RemoteConfig(endpoint_url=seaweed.endpoint_url, fast_get=fast), bucket) as reader:
+        ended = reader.read_spans(spans)
+    assert "PreconditionFailed" in str(ended[0]) and is_missing(ended[1]), ended
+    assert got == []  # the server's error bodies never reach a span's write
+    assert isinstance(ended[2], ReadInfo) and ended[2].size == len(OBJECTS[keys[1]])
+
+
+def test_a_missing_object_is_final_on_the_fast_path_and_not_asked_again(seaweed, bucket, objects, aws_env):
+    counting = proxied(seaweed, rate=0.0)
+    try:
+        with Bucket(RemoteConfig(endpoint_url=counting.url), bucket) as reader:
+            (result,) = reader.read_many([ReadRequest("r/none.json", "", Buffer)])
+            with pytest.raises(Exception) as raised:
+                reader.read("r/none.json", "", 0, Buffer().write)
+    finally:
+        counting.close()
+    assert is_missing(result.error) and is_missing(raised.value), (result.error, raised.value)
+    assert "NoSuchKey" in str(result.error) and counting.requests == 2 and reader.fallbacks == 0
+
+
 def test_write_calls_report_what_the_server_stored(seaweed, s3_client, bucket, aws_env):
     from botocore.exceptions import ClientError
 
@@ -137,3 +180,46 @@ def test_write_calls_report_what_the_server_stored(seaweed, s3_client, bucket, a
         assert is_missing(gone.value)
         assert [o.key for o in b.list("w/")] == ["w/big.bin"]
         assert b.versioning() is None
+
+
+def test_an_unchanged_listing_is_known_by_its_pages_and_a_change_lists_again(
+        seaweed, s3_client, bucket, aws_env, monkeypatch):
+    monkeypatch.setattr(fast, "PAGE_KEYS", 2)  # five objects make three pages, as 5,000 would
+    put(s3_client, bucket, {f"p/k{i}&{i}.py": b"%d" % i for i in range(5)})
+    counting = proxied(seaweed, rate=0.0)
+    try:
+        with Bucket(RemoteConfig(endpoint_url=counting.url), bucket) as lister:
+            objects, known = lister.list_changed("p/")
+            assert [o.key for o in objects] == [f"p/k{i}&{i}.py" for i in range(5)] and counting.requests == 3
+            assert lister.list_changed("p/", known) == (None, known) and counting.requests == 6
+
+            s3_client.put_object(Bucket=bucket, Key="p/k4&4.py", Body=b"changed")  # on the last page
+            objects, again = lister.list_changed("p/", known)
+            assert again != known and objects[-1].size == len(b"changed")
+            assert counting.requests == 6 + 3 + 3  # the pages up to the change, then a full listing
+
+            s3_client.put_object(Bucket=bucket, Key="p/k0&0.py", Body=b"changed too")  # on the first page
+            objects, third = lister.list_changed("p/", again)
+            assert third not in (known, again) and objects[0].size == len(b"changed too")
+            assert counting.requests == 12 + 1 + 3
+            assert lister.list_changed("p/", third) == (None, third) and lister.fallbacks == 0
+    finally:
+        counting.close()
+
+
+def test_a_level_listing_that_needs_a_folder_stops_once_it_has_passed_it(
+        seaweed, s3_client, bucket, aws_env, monkeypatch):
+    monkeypatch.setattr(fast, "PAGE_KEYS", 2)
+    put(s3_client, bucket, {f"p/f{i}.py": b"x" for i in range(5)} | {"p/-early/a.py": b"a"})
+    counting = proxied(seaweed, rate=0.0)
+    try:
+        with Bucket(RemoteConfig(endpoint_url=counting.url), bucket) as lister:
+            objects, folders = lister.list_level("p/", needs="p/.objsync/")
+            # Page one ends at p/f0.py, past where p/.objsync/ would sort: the other two pages are not read.
+            assert (folders, [o.key for o in objects], counting.requests) == (["p/-early/"], ["p/f0.py"], 1)
+
+            s3_client.put_object(Bucket=bucket, Key="p/.objsync/manifests/r.json", Body=b"{}")
+            objects, folders = lister.list_level("p/", needs="p/.objsync/")
+            assert folders == ["p/-early/", "p/.objsync/"] and len(objects) == 5 and counting.requests == 1 + 4
+    finally:
+        counting.close()

@@ -9,17 +9,19 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 from support import pull, tree
-from test_manifest_mode import proxy  # noqa: F401 - a fixture
+from test_manifest_mode import CountingProxy, proxy  # noqa: F401 - a fixture
 from test_push import cli, env_for, staging, write  # noqa: F401 - fixtures
 from test_signed import signer  # noqa: F401 - a fixture
 
 from objsync import pack as packs
 from objsync.bench.crash import time_cold_pass
 from objsync.manifest import Manifest
+from objsync.pull import packs as packed
 from objsync.pull.versionstore import VersionStore
 from objsync.s3.bucket import Bucket
 from objsync.s3.config import Location, RemoteConfig
@@ -72,9 +74,12 @@ def test_a_cold_pull_reads_the_pack_and_a_small_change_reads_one_file(
     assert file_gets(proxy.seen) == [f"/{bucket}/dags/r/big.bin"]  # the only file too large for the pack
     pack_reads = [p for method, p in proxy.seen if method == "GET" and p.startswith(f"/{bucket}/{pack_key}")]
     lists = [p for _, p in proxy.seen if "list-type=2" in p]
-    # No LIST of every object: the manifests' folder, the top level (for folders without one), and no more.
-    assert len(lists) == 2 and "prefix=dags%2F.objsync%2Fmanifests%2F" in lists[0] and "delimiter=%2F" in lists[1]
-    assert 1 <= len(pack_reads) <= 2 and len(proxy.seen) == 2 + 1 + len(pack_reads) + 1, proxy.seen
+    # Three requests for the repo: one LIST of the top level, its manifest read by name, and one GET of
+    # the whole pack (under SPAN_BYTES), which streams in. The one more is the file too large for the pack.
+    assert len(lists) == 1 and "delimiter=%2F" in lists[0] and "prefix=dags%2F&" in lists[0] + "&"
+    assert [p for m, p in proxy.seen if m == "GET" and p.startswith(f"/{bucket}/{MANIFEST_KEY}")] == [
+        f"/{bucket}/{MANIFEST_KEY}"]
+    assert len(pack_reads) == 1 and len(proxy.seen) == 3 + 1, proxy.seen
 
     v2 = v1 | {"d0/f0.py": b"X_0 = 'changed'\n"}
     push(cli, tmp_path, bucket, v2, "--pack")
@@ -117,6 +122,48 @@ def test_a_damaged_or_foreign_pack_is_reported_and_each_file_read_alone(
     assert tree(tmp_path / "b") == expected and f"pack {pack_key}" in run.err
 
 
+class CutPack(CountingProxy):
+    """Records every request, and cuts the first answer that carries bytes of a pack half-way."""
+
+    def __init__(self, upstream) -> None:
+        super().__init__(upstream)
+        self.rate, self.kinds, self.budget, self.objects_only = 1.0, ("truncate",), 1, True
+        self._pack = threading.local()
+
+    def _handle(self, h) -> None:
+        self._pack.now = "/packs/" in h.path
+        super()._handle(h)
+
+    def _choose(self, carries_object: bool):
+        return super()._choose(carries_object) if self._pack.now else None
+
+
+def test_a_large_pack_is_read_in_ranged_reads_at_once_and_a_cut_one_goes_on(
+        cli, s3_client, bucket, tmp_path, aws_env, seaweed, small_segments, monkeypatch):
+    content = files(300, seed=6)
+    push(cli, tmp_path, bucket, content, "--pack")
+    m = current(s3_client, bucket)
+    monkeypatch.setattr(packed, "SPAN_BYTES", m.pack.size // 3)
+    spans = packs.ranges(m.pack.segments, range(len(m.pack.segments)), packed.SPAN_BYTES)
+    assert len(spans) >= 3
+
+    host, port = seaweed.endpoint_url.rsplit("//", 1)[1].split(":")
+    cutting = CutPack((host, int(port)))
+    try:
+        remote = RemoteConfig(endpoint_url=cutting.url)
+        store = VersionStore(Bucket(remote, bucket), remote, Location(bucket, "dags"), "r", tmp_path / "b",
+                             tmp_path / "b" / "versions")
+        assert store.refresh() == m.id
+    finally:
+        cutting.close()
+    built = store.path(m.id)
+    assert {p.relative_to(built).as_posix(): p.read_bytes() for p in built.rglob("*") if p.is_file()} == content
+    assert cutting.injected["truncate"] == 1
+    # Every span once, and the cut one once more from where it broke off; no file needed a GET of its own.
+    assert len([p for _, p in cutting.seen if "/packs/" in p]) == len(spans) + 1
+    assert file_gets(cutting.seen) == []
+
+
 def test_promote_copies_the_pack_and_the_version_store_builds_from_it(
         cli, s3_client, bucket, staging, tmp_path, aws_env, proxy, seaweed):
     content = files(80, seed=4)
@@ -140,7 +187,7 @@ def test_promote_copies_the_pack_and_the_version_store_builds_from_it(
 
 
 def test_kill_9_during_a_pack_pull_leaves_no_partial_file(cli, s3_client, bucket, tmp_path, aws_env):
-    # Incompressible files over two ranged reads, so the pull places them in two batches.
+    # Incompressible files, so the pack takes a while to stream in and a kill lands mid-read.
     rng = random.Random(7)
     content = files(300, seed=5) | {f"blob/{i}.bin": rng.randbytes(700_000) for i in range(36)}
     push(cli, tmp_path, bucket, content, "--pack")

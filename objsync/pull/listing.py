@@ -2,7 +2,7 @@
 
 Manifest mode starts by itself when `<prefix>/.objsync/manifests/` holds manifests (or repos are
 pinned), and ends when the last manifest is gone: in both cases within the same pass. The first
-pass of a process lists the manifests first, and the whole prefix only when there are none. The
+pass of a process looks for manifests first, and lists the whole prefix only when there are none. The
 planner always sees one listing of the whole prefix and the local files as readers see them, so
 every guard applies the same way in both modes.
 

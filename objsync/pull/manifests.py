@@ -2,8 +2,9 @@
 
 A repo whose manifest ETag is the one already applied costs nothing more; a changed one costs one
 GET of its manifest, and the planner sees its entries instead of a listing of its folder.
-Top-level files and folders without a manifest are listed as well ("surveyed") on a rescan,
-or while there are any. Between rescans, local files are taken to be what the cache recorded,
+Top-level files and folders without a manifest are listed as well ("surveyed", survey.py) on a
+rescan, or while there are any. A process's first pass with nothing applied reads each top-level
+folder's manifest by name instead of listing the manifests. Between rescans, local files are taken to be what the cache recorded,
 except under folders that can have changed.
 
 With verify keys, only manifests signed by one of them are used, and manifest mode never ends;
@@ -18,16 +19,17 @@ from typing import Callable, Mapping, Sequence
 
 from objsync.layout import history_key, manifest_key
 from objsync.model import Kind, LocalFile, Mode, Plan, Problem, RemoteObject
-from objsync.paths import STATE_DIR, Filter, is_dir_marker, normalize_prefix
+from objsync.paths import STATE_DIR, Filter, normalize_prefix
 from objsync.pull.config import DEFAULT_RESCAN
 from objsync.pull.listing import LocalTree, View
 from objsync.pull.local import top_names
 from objsync.pull.state import State
-from objsync.pull.versions import (MANIFESTS, MAX_MANIFEST_BYTES, Refused, Version, manifest_listing,
-                                   manifest_names, parse_manifest)
+from objsync.pull.survey import first_look, survey
+from objsync.pull.versions import (MANIFESTS, Refused, Version, manifest_listing, manifest_names, parse_manifest,
+                                   read_manifest)
 from objsync.s3.bucket import Bucket
-from objsync.s3.errors import describe_error, is_missing
-from objsync.s3.etag import damage
+from objsync.s3.errors import describe_error
+from objsync.s3.records import ReadInfo
 from objsync.signing import VerifyKey
 
 _MEMO = "manifest:"
@@ -97,6 +99,14 @@ class ManifestMode:
     # -- views ------------------------------------------------------------------------------------
 
     def view(self) -> View | None:
+        if not self.applied and self.memory.names is None:
+            look = first_look(self.bucket, self.prefix, frozenset(self.pins))
+            if look is not None:
+                if not (look.manifests or self.pins or self.keys):
+                    return None
+                names = frozenset(look.manifests) | frozenset(self.pins)
+                plain, plain_names = survey(self.bucket, self.prefix, names, look.level)
+                return self._build(look.manifests, plain, plain_names, [], rescan=True, bodies=look.bodies)
         folder = self.prefix + MANIFESTS
         manifests, problems = manifest_names(self.bucket.list(folder), folder)
         if not manifests and not self.pins and not self.keys:
@@ -104,20 +114,20 @@ class ManifestMode:
         names = frozenset(manifests) | frozenset(self.pins)
         m = self.memory
         rescan = self.rescan_asked or m.last_rescan is None or self.clock() - m.last_rescan >= self.rescan_every
-        survey = rescan or m.plain is None or bool(m.plain) or names != m.names
+        surveyed = rescan or m.plain is None or bool(m.plain) or names != m.names
         wanted = {repo: self._wanted(repo, manifests) for repo in names}
         changed = [repo for repo, source in wanted.items()
                    if (repo not in self.applied or self.applied[repo].source != source)
                    and (repo not in m.refused or m.refused[repo].source != source)]
-        if not (changed or survey):
+        if not (changed or surveyed):
             problems += [r.problem for repo, r in m.refused.items() if wanted.get(repo) == r.source]
             problems += m.unsigned.values()
             return View(problems=tuple(problems), listed=m.listed, mode=Mode.MANIFEST, unchanged=True,
                         labels=_labels(self.applied))
         plain: list[RemoteObject] = []
         plain_names: frozenset[str] | None = None
-        if survey:
-            plain, plain_names = self._survey(names)
+        if surveyed:
+            plain, plain_names = survey(self.bucket, self.prefix, names)
         return self._build(manifests, plain, plain_names, problems, rescan=rescan)
 
     def view_of(self, listing: Sequence[RemoteObject]) -> View | None:
@@ -130,22 +140,9 @@ class ManifestMode:
         plain_names = frozenset(t for t in map(self._top, (o.key for o in plain)) if t)
         return self._build(manifests, plain, plain_names, problems, rescan=True)
 
-    def _survey(self, names: frozenset[str]) -> tuple[list[RemoteObject], frozenset[str]]:
-        """List what has no manifest: top-level objects, and each top-level folder without one."""
-        objects, folders = self.bucket.list_level(self.prefix)
-        tops = {self._top(o.key) for o in objects if not is_dir_marker(o.key)}
-        for folder in folders:
-            name = folder[len(self.prefix):].rstrip("/") if folder.startswith(self.prefix) else ""
-            if name in names or name == STATE_DIR:
-                continue
-            listed = self.bucket.list(folder)
-            objects += listed
-            if listed:
-                tops.add(name)
-        return objects, frozenset(t for t in tops if t and t != STATE_DIR)
-
     def _build(self, manifests: Mapping[str, RemoteObject], plain: list[RemoteObject],
-               plain_names: frozenset[str] | None, problems: list[Problem], *, rescan: bool) -> View:
+               plain_names: frozenset[str] | None, problems: list[Problem], *, rescan: bool,
+               bodies: Mapping[str, tuple[bytes, ReadInfo]] | None = None) -> View:
         names = frozenset(manifests) | frozenset(self.pins)
         m = self.memory
         versions: dict[str, Version] = {}
@@ -170,7 +167,7 @@ class ManifestMode:
                 problems.append(before.problem)
             else:
                 try:
-                    version = self._read(repo, source, manifests.get(repo))
+                    version = self._read(repo, source, manifests.get(repo), (bodies or {}).get(repo))
                 except Refused as exc:
                     problem = Problem(self._key(repo, source), (
                         f"manifest of repo {repo!r} refused: {exc}; the repo's files were left as they are "
@@ -269,28 +266,10 @@ class ManifestMode:
             kept = self._expect[repo] = (version, table)
         return kept[1]
 
-    def _read(self, repo: str, source: str, obj: RemoteObject | None) -> Version:
-        if source.startswith("pin:"):
-            mid = source[4:]
-            key, etag, size = history_key(self.prefix, repo, mid), "", 0
-        else:
-            mid, key, etag, size = None, obj.key, obj.etag, obj.size
-            if size > MAX_MANIFEST_BYTES:
-                raise Refused(f"it is {size:,} bytes, over the limit of {MAX_MANIFEST_BYTES:,}")
-        chunks: list[bytes] = []
-        try:
-            info = self.bucket.read(key, etag, size, chunks.append)
-        except Exception as exc:
-            if mid is not None and is_missing(exc):
-                raise Refused(f"version {mid} is not in its history ({key} does not exist); choose one of the "
-                              f"ids under {self.prefix}{STATE_DIR}/history/{repo}/") from None
-            raise
-        body = b"".join(chunks)
-        # A refusal is remembered until the manifest changes: bytes damaged on the way must be read again instead.
-        damaged = damage(body, info.etag or etag, info.sse)
-        if damaged:
-            raise OSError(f"{key} arrived damaged ({damaged}); it is read again at the next pass")
-        return Version(source, parse_manifest(body, repo, mid, self.keys))
+    def _read(self, repo: str, source: str, obj: RemoteObject | None,
+              read: tuple[bytes, ReadInfo] | None = None) -> Version:
+        mid = source[4:] if source.startswith("pin:") else None
+        return Version(source, read_manifest(self.bucket, self.prefix, repo, obj, mid, self.keys, read))
 
     def _unsigned(self, name: str) -> Problem:
         return Problem(self.prefix + name, (

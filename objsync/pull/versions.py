@@ -6,11 +6,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable, Mapping, Sequence
 
-from objsync.layout import check_repo_name, pack_key
+from objsync.layout import check_repo_name, history_key, pack_key
 from objsync.manifest import TIME_FORMAT, Manifest, ManifestError
 from objsync.model import Kind, Problem, RemoteObject
 from objsync.pack import slots
 from objsync.paths import STATE_DIR, conflicts, normalize_prefix
+from objsync.s3.bucket import Bucket
+from objsync.s3.errors import is_missing
+from objsync.s3.etag import damage
+from objsync.s3.records import ReadInfo
 from objsync.signing import SignatureError, VerifyKey, verify
 
 MANIFESTS = f"{STATE_DIR}/manifests/"
@@ -57,6 +61,34 @@ def parse_manifest(body: bytes, repo: str, pinned: str | None = None, keys: Sequ
     if why:
         raise Refused(why)
     return m
+
+
+def read_manifest(bucket: Bucket, prefix: str, repo: str, obj: RemoteObject | None, pinned: str | None = None,
+                  keys: Sequence[VerifyKey] = (), read: tuple[bytes, ReadInfo] | None = None) -> Manifest:
+    """Read and validate the manifest `obj` of `repo` (or its pinned version from history), unless its bytes
+    were `read` already; raises Refused, and OSError for bytes damaged on the way (to be read again)."""
+    if pinned is not None:
+        key, etag, size = history_key(prefix, repo, pinned), "", 0
+    else:
+        key, etag, size = obj.key, obj.etag, obj.size
+        if size > MAX_MANIFEST_BYTES:
+            raise Refused(f"it is {size:,} bytes, over the limit of {MAX_MANIFEST_BYTES:,}")
+    if read is None:
+        chunks: list[bytes] = []
+        try:
+            info = bucket.read(key, etag, size, chunks.append)
+        except Exception as exc:
+            if pinned is not None and is_missing(exc):
+                raise Refused(f"version {pinned} is not in its history ({key} does not exist); choose one of the "
+                              f"ids under {prefix}{STATE_DIR}/history/{repo}/") from None
+            raise
+        read = b"".join(chunks), info
+    body, info = read
+    # A refusal is remembered until the manifest changes: bytes damaged on the way must be read again instead.
+    damaged = damage(body, info.etag or etag, info.sse)
+    if damaged:
+        raise OSError(f"{key} arrived damaged ({damaged}); it is read again at the next pass")
+    return parse_manifest(body, repo, pinned, keys)
 
 
 def check_signature(m: Manifest, keys: Sequence[VerifyKey]) -> None:

@@ -9,7 +9,7 @@ from typing import BinaryIO, Iterator, Sequence
 from objsync.model import RemoteObject
 from objsync.s3.etag import MULTIPART_CHUNKSIZE, MULTIPART_THRESHOLD, EtagHasher
 from objsync.s3.errors import describe_error
-from objsync.s3.records import ReadInfo, Stored, Uploaded, listed
+from objsync.s3.records import ReadInfo, Stored, Uploaded, listed, passed_without
 
 DELETE_BATCH = 1000  # DeleteObjects' limit
 
@@ -23,14 +23,18 @@ def list_prefix(client, bucket: str, prefix: str, page_size: int = 1000) -> Iter
             yield listed(item["Key"], item.get("ETag", ""), item.get("Size", 0), item["LastModified"])
 
 
-def list_level(client, bucket: str, prefix: str) -> tuple[list[RemoteObject], list[str]]:
-    """The objects directly under `prefix` and its sub-folder prefixes, with Delimiter='/'."""
+def list_level(client, bucket: str, prefix: str, needs: str | None = None) -> tuple[list[RemoteObject], list[str]]:
+    """The objects directly under `prefix` and its sub-folder prefixes, with Delimiter='/' (see Bucket)."""
     objects: list[RemoteObject] = []
     folders: list[str] = []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+        keys = [item["Key"] for item in page.get("Contents", ())]
         objects += [listed(item["Key"], item.get("ETag", ""), item.get("Size", 0), item["LastModified"])
                     for item in page.get("Contents", ())]
-        folders += [p["Prefix"] for p in page.get("CommonPrefixes", ())]
+        here = [p["Prefix"] for p in page.get("CommonPrefixes", ())]
+        folders += here
+        if needs is not None and passed_without(needs, folders, keys[-1:] + here[-1:]):
+            break
     return objects, folders
 
 

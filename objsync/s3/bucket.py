@@ -15,8 +15,9 @@ from typing import BinaryIO, Callable, Sequence
 from objsync.model import RemoteObject
 from objsync.s3 import boto
 from objsync.s3.config import AnySession, RemoteConfig, make_client, make_session
-from objsync.s3.fast import FastGet, FastPath, find_route, read_info
-from objsync.s3.records import Buffer, Cancelled, ReadInfo, ReadRequest, ReadResult, Stored, Uploaded, fingerprint
+from objsync.s3.fast import FastGet, FastPath, find_route, missing, read_info
+from objsync.s3.records import (Buffer, Cancelled, ReadInfo, ReadRequest, ReadResult, SpanRequest, Stored, Uploaded,
+                                fingerprint)
 
 
 class _Links:
@@ -103,18 +104,27 @@ class Bucket:
 
     def list_changed(self, prefix: str, known: str = "") -> tuple[list[RemoteObject] | None, str]:
         """Every object under `prefix` and the listing's fingerprint; None for the objects when it is `known`."""
-        objects = self.list(prefix)
-        found = fingerprint(objects)
-        return (None if found == known else objects), found
-
-    def list_level(self, prefix: str) -> tuple[list[RemoteObject], list[str]]:
-        """The objects directly under `prefix` and the sub-folders ('prefix/name/'), with Delimiter='/'."""
         if self._route is not None:
-            found = self._links.fast(self._route).list(prefix, level=True)
+            found = self._links.fast(self._route).list_changed(prefix, known)
             if found is not None:
                 return found
             self.fallbacks += 1
-        return boto.list_level(self._links.client(), self.name, prefix)
+        objects = list(boto.list_prefix(self._links.client(), self.name, prefix))
+        found = fingerprint(objects)
+        return (None if found == known else objects), found
+
+    def list_level(self, prefix: str, needs: str | None = None) -> tuple[list[RemoteObject], list[str]]:
+        """The objects directly under `prefix` and the sub-folders ('prefix/name/'), with Delimiter='/'.
+
+        With `needs` (a sub-folder), the listing ends at the first page that passes it in key order
+        without holding it: the folder does not exist, and the rest is not listed.
+        """
+        if self._route is not None:
+            found = self._links.fast(self._route).list(prefix, level=True, needs=needs)
+            if found is not None:
+                return found
+            self.fallbacks += 1
+        return boto.list_level(self._links.client(), self.name, prefix, needs)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -132,14 +142,57 @@ class Bucket:
                 for chunk in held.chunks:
                     sink(chunk)
                 return read_info(reply)
+            gone = missing(reply, key)
+            if gone is not None:
+                raise gone
             self.fallbacks += 1
         return boto.read_object(self._links.client(), self.name, key, etag, sink, version_id=version_id)
 
-    def read_span(self, key: str, etag: str, start: int, end: int, sink: Callable[[bytes], object],
-                  version_id: str | None = None) -> ReadInfo:
-        """Deliver the bytes [start, end) of the object (of one version, when given) to `sink`."""
-        return boto.read_object(self._links.client(), self.name, key, etag, sink, version_id=version_id,
-                                span=(start, end))
+    def read_spans(self, spans: Sequence[SpanRequest],
+                   cancelled: Callable[[], bool] | None = None) -> list[ReadInfo | BaseException]:
+        """Read each span at once into its `write`, every byte once and in order; results in order.
+
+        A read that breaks off on the fast path goes on through boto3 from the first byte not yet
+        delivered, so `write` never sees a byte twice. A span ends with its ReadInfo, or with the
+        exception that stopped it (Cancelled once `cancelled()` is true).
+        """
+        delivered = [0] * len(spans)
+
+        def counted(i: int) -> Callable[[bytes], None]:
+            def write(chunk: bytes) -> None:
+                spans[i].write(chunk)
+                delivered[i] += len(chunk)
+            return write
+
+        results: list[ReadInfo | BaseException | None] = [None] * len(spans)
+        again = list(range(len(spans)))
+        if self._route is not None and spans:
+            gets = [FastGet(s.key, s.etag, s.version_id, counted(i), (s.start, s.end)) for i, s in enumerate(spans)]
+            again = []
+            for i, reply in enumerate(self._links.fast(self._route).get(gets, cancelled)):
+                if reply.ok:
+                    results[i] = read_info(reply)
+                elif reply.raised is not None or missing(reply, spans[i].key) is not None:
+                    results[i] = reply.raised or missing(reply, spans[i].key)
+                else:
+                    again.append(i)
+            self.fallbacks += len(again)
+
+        def rest(i: int) -> ReadInfo | BaseException:
+            s = spans[i]
+            if cancelled is not None and cancelled():
+                return Cancelled("stopped before the read finished")
+            if s.start + delivered[i] >= s.end:
+                return ReadInfo(s.end - s.start, s.etag, None)
+            try:
+                return boto.read_object(self._links.client(), self.name, s.key, s.etag, counted(i),
+                                        version_id=s.version_id, span=(s.start + delivered[i], s.end))
+            except Exception as exc:
+                return exc
+
+        for i, result in zip(again, self._links.threads().map(rest, again)):
+            results[i] = result
+        return results
 
     def read_many(self, requests: Sequence[ReadRequest],
                   cancelled: Callable[[], bool] | None = None) -> list[ReadResult]:
@@ -176,8 +229,9 @@ class Bucket:
                 results[i] = ReadResult(read_info(reply), sink)
                 continue
             sink.discard()
-            if reply.raised is not None:
-                results[i] = ReadResult(error=reply.raised)
+            gone = missing(reply, requests[i].key)
+            if reply.raised is not None or gone is not None:
+                results[i] = ReadResult(error=reply.raised or gone)
             elif stopped:
                 results[i] = ReadResult(error=Cancelled("stopped before the read finished"))
             else:

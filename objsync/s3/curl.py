@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 import pycurl
 
 _BUFFER = 256 << 10  # bytes per body callback; fewer calls for large objects
+_ERROR_BODY = 4096  # of an error's body, kept for its code
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,7 @@ class Get:
     url: str
     headers: Sequence[str]
     sink: Callable[[bytes], object]
+    expect: tuple[int, ...] = (200,)  # the statuses whose body goes to `sink`; any other is an error
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +34,12 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     raised: Exception | None = None  # what the sink raised, which aborted the transfer
+    expect: tuple[int, ...] = (200,)
+    body: bytes = b""  # the start of an error's body (S3's XML), when the status was not expected
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.status == 200
+        return self.error is None and self.status in self.expect
 
 
 @dataclass(frozen=True)
@@ -95,9 +99,10 @@ class Transfers:
                     left, ok, failed = self._multi.info_read()
                     done = [(h, None) for h in ok] + [(h, f"curl error {code}: {msg}") for h, code, msg in failed]
                     for h, error in done:
-                        index, head, raised = h.job
+                        index, head, raised, _, errbody = h.job
                         status = h.getinfo(pycurl.RESPONSE_CODE)
-                        replies[index] = Reply(status, head, error, raised[0] if raised else None)
+                        replies[index] = Reply(status, head, error, raised[0] if raised else None, gets[index].expect,
+                                               bytes(errbody))
                         self._finish(h)
                         active -= 1
                     if not left:
@@ -115,13 +120,22 @@ class Transfers:
         get = gets[index]
         head: dict[str, str] = {}
         raised: list[Exception] = []
+        status = [0]
+        errbody = bytearray()
 
         def header(line: bytes) -> None:
+            if line.startswith(b"HTTP/"):
+                status[0] = int(line.split()[1]) if len(line.split()) > 1 and line.split()[1].isdigit() else 0
+                head.clear()
+                return
             name, sep, value = line.partition(b":")
             if sep:
                 head[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
 
-        def write(chunk: bytes, sink=get.sink) -> int | None:
+        def write(chunk: bytes, sink=get.sink, expect=get.expect) -> int | None:
+            if status[0] not in expect:
+                errbody.extend(chunk[:_ERROR_BODY - len(errbody)])
+                return None  # an error's body (S3's XML) is never the object's bytes
             # An exception must not escape into libcurl (pycurl would print it); keep it for the
             # caller and abort the transfer by accepting no bytes.
             try:
@@ -131,7 +145,7 @@ class Transfers:
                 return 0
             return None
 
-        h.job = (index, head, raised)
+        h.job = (index, head, raised, status, errbody)
         h.setopt(pycurl.URL, get.url)
         h.setopt(pycurl.HTTPHEADER, list(get.headers))
         h.setopt(pycurl.WRITEFUNCTION, write)

@@ -5,6 +5,14 @@ from __future__ import annotations
 import sys
 
 
+class NotFound(Exception):
+    """An object (or version) the server says does not exist, on the fast path: as final as botocore's 404."""
+
+    def __init__(self, code: str, key: str) -> None:
+        super().__init__(f"{code} (HTTP 404) {key} does not exist")
+        self.code = code
+
+
 def _botocore_loaded() -> bool:
     """No botocore error can exist before botocore is loaded, and a pass on the fast path never loads it."""
     return "botocore.exceptions" in sys.modules
@@ -12,6 +20,8 @@ def _botocore_loaded() -> bool:
 
 def describe_error(exc: BaseException) -> str:
     """A one-line, credential-free description of a botocore/transport error."""
+    if isinstance(exc, NotFound):
+        return str(exc)
     if not _botocore_loaded():
         return f"{type(exc).__name__}: {exc}"
     from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, SSLError
@@ -35,6 +45,8 @@ def describe_error(exc: BaseException) -> str:
 
 def is_missing(exc: BaseException) -> bool:
     """True when `exc` says the object (or version) does not exist; a missing bucket is not that."""
+    if isinstance(exc, NotFound):
+        return True
     if not _botocore_loaded():
         return False
     from botocore.exceptions import ClientError

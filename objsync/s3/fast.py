@@ -20,10 +20,17 @@ from urllib.parse import unquote_plus, urlsplit
 from objsync.model import RemoteObject
 from objsync.s3.config import AnySession, RemoteConfig, aws_files, default_ca_bundle, parse_timestamp, resolve_region
 from objsync.s3.curl import Get, Reply, TransferConfig, Transfers
-from objsync.s3.records import ReadInfo, listed
+from objsync.s3.errors import NotFound
+from objsync.s3.records import ReadInfo, listed, passed_without
 from objsync.s3.sigv4 import Credentials, amz_date, encode_path, encode_query, sign_get
 
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+PAGE_KEYS = 1000  # keys a listing page holds: S3's largest
+_PAGES = "pages:"  # a fingerprint made of page digests
+_DIGEST = 32  # hex characters of one page's digest
+_TOKENS = re.compile(rb"<(?:Next)?ContinuationToken>[^<]*</(?:Next)?ContinuationToken>")
+_NEXT = re.compile(rb"<IsTruncated>true</IsTruncated>|<NextContinuationToken>([^<]*)</NextContinuationToken>")
+_ENTITIES = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&apos;": "'"}
 
 
 @dataclass(frozen=True)
@@ -135,6 +142,34 @@ class FastGet:
     etag: str
     version_id: str | None
     write: Callable[[bytes], object]
+    span: tuple[int, int] | None = None  # the bytes [start, end) only
+
+
+def _page_digest(body: bytes) -> str:
+    """A listing page's digest, without its continuation tokens, which a server may vary between equal pages."""
+    import xxhash
+
+    return xxhash.xxh3_128_hexdigest(_TOKENS.sub(b"", body))
+
+
+def _continuation(body: bytes) -> tuple[bool, str | None]:
+    """Whether a page is truncated, and its continuation token, found without parsing the page."""
+    truncated, token = False, None
+    for m in _NEXT.finditer(body):
+        if m.group(1) is None:
+            truncated = True
+        else:
+            token = re.sub("&[a-z]+;", lambda e: _ENTITIES.get(e.group(), e.group()), m.group(1).decode())
+    return truncated, token
+
+
+def missing(reply: Reply, key: str) -> NotFound | None:
+    """The error of a 404 that says the object (or version) does not exist; None for any other answer."""
+    if reply.status == 404 and reply.error is None:
+        code = re.search(rb"<Code>(NoSuchKey|NoSuchVersion)</Code>", reply.body)
+        if code:
+            return NotFound(code.group(1).decode(), key)
+    return None
 
 
 def read_info(reply: Reply) -> ReadInfo:
@@ -157,46 +192,95 @@ class FastPath:
         signed = []
         for g in gets:
             query = encode_query({"versionId": g.version_id}) if g.version_id else ""
-            headers = {"If-Match": f'"{g.etag}"'} if g.etag else None
-            signed.append(self._signed(identity, self.route.bucket_path + encode_path("/" + g.key), query, headers,
-                                       g.write))
+            headers = {"If-Match": f'"{g.etag}"'} if g.etag else {}
+            expect = (200,)
+            if g.span is not None:
+                headers["Range"] = f"bytes={g.span[0]}-{g.span[1] - 1}"
+                # A server may answer a range with the whole object; from offset 0 that is the same bytes.
+                expect = (206,) if g.span[0] else (200, 206)
+            signed.append(self._signed(identity, self.route.bucket_path + encode_path("/" + g.key), query,
+                                       headers or None, g.write, expect))
         return self._run(signed, cancelled)
 
-    def list(self, prefix: str, level: bool = False) -> tuple[list[RemoteObject], list[str]] | None:
-        """Every object under `prefix` (or, with `level`, those directly under it and the sub-folders).
+    def list(self, prefix: str, level: bool = False,
+             needs: str | None = None) -> tuple[list[RemoteObject], list[str]] | None:
+        """Every object under `prefix` (or, with `level`, those directly under it and the sub-folders;
+        `needs`: see Bucket.list_level).
 
         None when any page fails or cannot be parsed: botocore then gets its chance, and reports.
         """
+        found = self._list(prefix, level, needs)
+        return None if found is None else found[:2]
+
+    def list_changed(self, prefix: str, known: str = "") -> tuple[list[RemoteObject] | None, str] | None:
+        """Every object under `prefix` and the listing's fingerprint, or no objects while it is still `known`.
+
+        A listing is fingerprinted page by page, from the bytes the server sent: a poll whose pages
+        are those of `known` parses nothing. At the first page that differs the listing starts again
+        and is parsed. None when a page fails, as for `list`.
+        """
+        if known.startswith(_PAGES):
+            old, token, at = known[len(_PAGES):], None, 0
+            while True:
+                body = self._page(prefix, False, token)
+                if body is None:
+                    return None
+                if old[at:at + _DIGEST] != _page_digest(body):
+                    break
+                at += _DIGEST
+                truncated, token = _continuation(body)
+                if not truncated:
+                    if at == len(old):
+                        return None, known
+                    break
+                if not token:
+                    return None
+        found = self._list(prefix, False)
+        return None if found is None else (found[0], _PAGES + "".join(found[2]))
+
+    def _list(self, prefix: str, level: bool,
+              needs: str | None = None) -> tuple[list[RemoteObject], list[str], list[str]] | None:
+        """Objects, sub-folders and each page's digest; None when a page fails or cannot be parsed."""
         import xml.etree.ElementTree as ET
 
         out: list[RemoteObject] = []
         folders: list[str] = []
+        digests: list[str] = []
         token = None
         while True:
-            params = {"list-type": "2", "prefix": prefix, "encoding-type": "url", "max-keys": "1000"}
-            if level:
-                params["delimiter"] = "/"
-            if token:
-                params["continuation-token"] = token
-            body = io.BytesIO()
-            (reply,) = self._run([self._signed(self._identity(), self.route.bucket_path or "/", encode_query(params),
-                                               None, body.write)])
-            if not reply.ok:
+            body = self._page(prefix, level, token)
+            if body is None:
                 return None
+            digests.append(_page_digest(body))
             try:
-                root = ET.fromstring(body.getvalue())
-                out += [listed(unquote_plus(item.findtext(_NS + "Key")), item.findtext(_NS + "ETag") or "",
+                root = ET.fromstring(body)
+                page = [listed(unquote_plus(item.findtext(_NS + "Key")), item.findtext(_NS + "ETag") or "",
                                item.findtext(_NS + "Size"), parse_timestamp(item.findtext(_NS + "LastModified")))
                         for item in root.iter(_NS + "Contents")]
-                folders += [unquote_plus(p.findtext(_NS + "Prefix")) for p in root.iter(_NS + "CommonPrefixes")]
+                here = [unquote_plus(p.findtext(_NS + "Prefix")) for p in root.iter(_NS + "CommonPrefixes")]
+                out += page
+                folders += here
                 token = root.findtext(_NS + "NextContinuationToken")
                 truncated = root.findtext(_NS + "IsTruncated") == "true"
             except (ET.ParseError, TypeError, ValueError):
                 return None
-            if not truncated:
-                return out, folders
+            ends = [o.key for o in page[-1:]] + here[-1:]
+            if not truncated or (needs is not None and passed_without(needs, folders, ends)):
+                return out, folders, digests
             if not token:
                 return None
+
+    def _page(self, prefix: str, level: bool, token: str | None) -> bytes | None:
+        """The body of one page of a ListObjectsV2, or None when it did not come back whole."""
+        params = {"list-type": "2", "prefix": prefix, "encoding-type": "url", "max-keys": str(PAGE_KEYS)}
+        if level:
+            params["delimiter"] = "/"
+        if token:
+            params["continuation-token"] = token
+        body = io.BytesIO()
+        (reply,) = self._run([self._signed(self._identity(), self.route.bucket_path or "/", encode_query(params),
+                                           None, body.write)])
+        return body.getvalue() if reply.ok else None
 
     def _identity(self) -> tuple[Credentials, str]:
         """Credentials and a timestamp for one batch of requests: SigV4 accepts minutes of skew,
@@ -204,11 +288,12 @@ class FastPath:
         frozen = self.route.credentials.get_frozen_credentials()
         return Credentials(frozen.access_key, frozen.secret_key, frozen.token), amz_date()
 
-    def _signed(self, identity: tuple[Credentials, str], path: str, query: str, headers: dict | None, sink) -> Get:
+    def _signed(self, identity: tuple[Credentials, str], path: str, query: str, headers: dict | None, sink,
+                expect: tuple[int, ...] = (200,)) -> Get:
         creds, timestamp = identity
         lines = sign_get(creds, self.route.region, self.route.host, path, query, headers, timestamp)
         lines.append(f"Host: {self.route.host}")  # exactly the signed value, whatever the URL's spelling
-        return Get(self.route.origin + path + (f"?{query}" if query else ""), lines, sink)
+        return Get(self.route.origin + path + (f"?{query}" if query else ""), lines, sink, expect)
 
     def _run(self, gets: list[Get], cancelled: Callable[[], bool] | None = None) -> list[Reply]:
         with self._lock:

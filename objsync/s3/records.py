@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable, Protocol, Sequence
 
 from objsync.model import RemoteObject
 
@@ -53,6 +53,18 @@ class ReadRequest:
     version_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SpanRequest:
+    """The bytes [start, end) of one object (of one version, or only while its ETag is `etag`), for `write`."""
+
+    key: str
+    etag: str
+    start: int
+    end: int
+    write: Callable[[bytes], object]
+    version_id: str | None = None
+
+
 class Cancelled(Exception):
     """The read was dropped because the caller is stopping."""
 
@@ -97,6 +109,12 @@ def fingerprint(objects: Iterable[RemoteObject]) -> str:
     for o in objects:
         digest.update(f"{o.key}\0{o.etag}\0{o.size}\0{o.mtime_ns}\n".encode("utf-8", "surrogatepass"))
     return "objects:" + digest.hexdigest()
+
+
+def passed_without(folder: str, folders: Sequence[str], page_ends: Sequence[str]) -> bool:
+    """True when a listing by Delimiter='/' has passed `folder` in key order (a page ended at or after it)
+    without showing it: listings are sorted, so it does not exist."""
+    return folder not in folders and any(end >= folder for end in page_ends)
 
 
 def listed(key: str, etag: str, size, last_modified) -> RemoteObject:

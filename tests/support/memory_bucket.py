@@ -98,8 +98,9 @@ class MemoryBucket:
         found = fingerprint(objects)
         return (None if found == known else objects), found
 
-    def list_level(self, prefix: str) -> tuple[list[RemoteObject], list[str]]:
-        """Objects directly under `prefix`, and sub-folders as 'prefix/name/' (Delimiter='/')."""
+    def list_level(self, prefix: str, needs: str | None = None) -> tuple[list[RemoteObject], list[str]]:
+        """Objects directly under `prefix`, and sub-folders as 'prefix/name/' (Delimiter='/'), on one page:
+        `needs` changes nothing."""
         self.requests.append(Request("LIST", prefix))
         objects, folders = [], []
         for key in sorted(self._current):

@@ -127,3 +127,39 @@ def test_a_manifest_damaged_on_the_way_is_read_again_not_refused(tmp_path):
         assert problem.kind == Kind.LISTING and "arrived damaged" in problem.error and rig.files() == {}
         second = rig.run()  # the same ETag: a refusal would be remembered, a failed read is not
         assert second.ok and rig.files() == {"a/dag.py": b"a"}
+
+
+def test_a_cold_first_pass_reads_each_manifest_by_name_instead_of_listing_them(tmp_path):
+    bucket = MemoryBucket()
+    publish(bucket, "a", {"dag.py": b"a", "lib/h.py": b"h"})
+    bucket.put_many({"dags/plain/p.py": b"p", "dags/top.py": b"t"})
+    bucket.requests.clear()
+    with open_rig(tmp_path / "d", bucket) as rig:
+        first = rig.run()
+        assert first.ok and first.mode == Mode.MANIFEST
+        assert rig.files() == {"a/dag.py": b"a", "a/lib/h.py": b"h", "plain/p.py": b"p", "top.py": b"t"}
+        lists = [r for r in bucket.requests if r.op == "LIST"]
+        # The top level once; the manifests' folder never; the folder without a manifest, for its files.
+        assert lists == [Request("LIST", "dags/"), Request("LIST", "dags/plain/")]
+        assert [r for r in bucket.requests if r.target.startswith(MANIFESTS)] == [
+            Request("GET", MANIFESTS + "a.json"), Request("GET", MANIFESTS + "plain.json")]
+
+        bucket.requests.clear()
+        assert rig.run().ok
+        assert Request("LIST", MANIFESTS) in bucket.requests  # later passes list the manifests, as before
+
+
+def test_a_manifest_that_cannot_be_read_by_name_sends_the_first_pass_to_the_manifests_listing(tmp_path):
+    bucket = MemoryBucket()
+    publish(bucket, "a", {"dag.py": b"a"})
+    publish(bucket, "b", {"dag.py": b"b"})
+    bucket.broken.add(MANIFESTS + "b.json")
+    bucket.requests.clear()
+    with open_rig(tmp_path / "d", bucket) as rig:
+        first = rig.run()
+        assert Request("LIST", MANIFESTS) in bucket.requests
+        assert [(p.key, p.kind) for p in first.errors] == [(MANIFESTS + "b.json", Kind.LISTING)]
+        assert rig.files() == {"a/dag.py": b"a"}  # b is held until its manifest reads
+
+        bucket.broken.clear()
+        assert rig.run().ok and rig.files() == {"a/dag.py": b"a", "b/dag.py": b"b"}
