@@ -7,17 +7,19 @@ planner always sees one listing of the whole prefix and the local files as reade
 every guard applies the same way in both modes.
 
 In LIST mode, a poll whose listing is the one of the last clean pass, byte for byte, ends there:
-no parsing, no stat of local files, no plan. Every `rescan_every`, or on request, the local files
-are looked at again, as in manifest mode.
+no parsing, no stat of local files, no plan. Every `rescan_every` the local files are looked at
+again: while they are what the cache recorded, the pass still ends there; otherwise it lists again
+and plans. The fingerprint of the last clean pass is kept with the cache, so a restart on an
+unchanged prefix needs no plan either. On request, the next pass lists and plans in full.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Protocol, Sequence
 
-from objsync.model import Kind, LocalFile, Mode, Plan, Problem, RemoteObject
+from objsync.model import Entry, Kind, LocalFile, Mode, Plan, Problem, RemoteObject
 from objsync.paths import normalize_prefix
 from objsync.pull.config import DEFAULT_RESCAN
 from objsync.s3.bucket import Bucket
@@ -85,6 +87,20 @@ class Quiet:
     scanned_at: float
 
 
+_SAVED = "list:quiet"  # the memo that keeps a clean LIST-mode pass's fingerprint across restarts
+
+
+class Memos(Protocol):
+    """Where a Listing keeps its fingerprint across restarts, and what it checks local files against (State)."""
+
+    memos: Mapping[str, str]
+    entries: Mapping[str, Entry]
+
+    def put_memo(self, name: str, text: str) -> None: ...
+
+    def drop_memo(self, name: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class ListMemo:
     """The fingerprint of a LIST-mode view's listing, kept by `settle` if the pass ends clean."""
@@ -97,12 +113,15 @@ class Listing:
 
     def __init__(self, bucket: Bucket, prefix: str, tree: LocalTree, manifests: Strategy | None = None,
                  *, manifest_mode: bool = False, rescan_every: float = DEFAULT_RESCAN,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, saved: Memos | None = None,
+                 selects: Callable[[str], bool] = lambda rel: True, rules: str = "") -> None:
         self.bucket, self.prefix, self.tree, self.manifests = bucket, normalize_prefix(prefix), tree, manifests
         self.manifest_mode = manifest_mode and manifests is not None
         self.first = True
         self.rescan_every, self.clock = rescan_every, clock
-        self.quiet: Quiet | None = None
+        # `rules`: what else the plan depends on; a fingerprint kept under other rules is not used.
+        self.saved, self.selects, self.rules = saved, selects, rules
+        self.quiet: Quiet | None = self._load()
 
     def view(self) -> View:
         """The listing and local files of the next pass; raises when the bucket cannot be listed."""
@@ -114,20 +133,29 @@ class Listing:
                 self.manifest_mode, self.quiet = True, None
                 return found
         q = self.quiet
-        known = q.fingerprint if q is not None and self.clock() - q.scanned_at < self.rescan_every else ""
-        listing, fingerprint = self.bucket.list_changed(self.prefix, known)
+        listing, fingerprint = self.bucket.list_changed(self.prefix, q.fingerprint if q is not None else "")
+        local = None
         if listing is None:  # the listing of the last clean pass, so without manifests
-            return View(problems=q.problems, listed=q.listed, unchanged=True)
+            if self.clock() - q.scanned_at < self.rescan_every:
+                return View(problems=q.problems, listed=q.listed, unchanged=True)
+            local = self.tree.scan_all()
+            if self.saved is not None and matches_cache(self.saved.entries, local, self.selects):
+                self.quiet = replace(q, scanned_at=self.clock())
+                return View(problems=q.problems, listed=q.listed, unchanged=True, rescan=True)
+            # Local files are not what the cache recorded: plan from the listing, read again.
+            listing, fingerprint = self.bucket.list_changed(self.prefix, "")
         self.quiet = None
         if self.manifests is not None:
             found = self.manifests.view_of(listing)
             if found is not None:
                 self.manifest_mode, self.quiet = True, None
+                self._save(None)
                 return found
             if self.manifest_mode:
                 self.manifests.leave()
             self.manifest_mode = False
-        return View(listing, self.tree.scan_all(), listed=len(listing), rescan=True, memo=ListMemo(fingerprint))
+        return View(listing, local if local is not None else self.tree.scan_all(), listed=len(listing), rescan=True,
+                    memo=ListMemo(fingerprint))
 
     def settle(self, view: View, p: Plan | None, problems: Sequence[Problem], interrupted: bool) -> None:
         """Record what the pass did, so that the next one can skip what is already in place."""
@@ -137,10 +165,40 @@ class Listing:
             # Only a pass that left the folder as the listing says lets the next identical listing skip the plan.
             clean = not interrupted and (p is None or not p.delete_blocked)
             clean = clean and all(x.kind == Kind.REJECTED for x in problems)
-            self.quiet = Quiet(view.memo.fingerprint, view.listed, tuple(problems), self.clock()) if clean else None
+            listed = p.listed if p is not None else view.listed  # what the plan counted: objsync's own keys aside
+            self.quiet = Quiet(view.memo.fingerprint, listed, tuple(problems), self.clock()) if clean else None
+            self._save(self.quiet if clean and not problems else None)
 
     def request_rescan(self) -> None:
         """Look at every local file (and every top-level folder of the bucket) at the next pass."""
         self.quiet = None
         if self.manifests is not None:
             self.manifests.request_rescan()
+
+    def _load(self) -> Quiet | None:
+        """The fingerprint a previous run kept, due for a look at local files at once."""
+        text = self.saved.memos.get(_SAVED, "") if self.saved is not None else ""
+        rules, _, rest = text.partition("\n")
+        fingerprint, _, listed = rest.partition("\n")
+        if not text or rules != self.rules or not listed.isdigit():
+            return None
+        return Quiet(fingerprint, int(listed), (), float("-inf"))
+
+    def _save(self, q: Quiet | None) -> None:
+        if self.saved is None:
+            return
+        if q is None:
+            self.saved.drop_memo(_SAVED)
+            return
+        text = f"{self.rules}\n{q.fingerprint}\n{q.listed}"
+        if self.saved.memos.get(_SAVED) != text:
+            self.saved.put_memo(_SAVED, text)
+
+
+def matches_cache(entries: Mapping[str, Entry], local: Mapping[str, LocalFile], selects: Callable[[str], bool]) -> bool:
+    """True when the selected local files are exactly those the cache recorded, each as it recorded it."""
+    for rel, e in entries.items():
+        lf = local.get(rel)
+        if selects(rel) and (lf is None or lf.is_link or (lf.size, lf.mtime_ns) != (e.size, e.mtime_ns)):
+            return False
+    return all(rel in entries for rel in local if selects(rel))

@@ -42,7 +42,8 @@ class Session:
                                      allow_unsigned=cfg.allow_unsigned_folders)
         self.listing = Listing(bucket, cfg.prefix, self.publisher, manifests,
                                manifest_mode=manifests is not None and manifests.active,
-                               rescan_every=cfg.rescan_every)
+                               rescan_every=cfg.rescan_every, saved=state, selects=cfg.rules.filter.selects,
+                               rules=f"{cfg.rules!r} atomic={cfg.atomic}")
         self._seen = Seen(self.listing)
         self._empty = False  # the last pass found nothing to mirror (and said so)
 

@@ -7,6 +7,9 @@ from support.pulls import open_rig, publish
 
 from objsync.layout import manifest_key
 from objsync.model import Kind, Mode
+from objsync.paths import Filter
+from objsync.pull import pipeline
+from objsync.pull.plan import Rules
 
 MANIFESTS = "dags/.objsync/manifests/"
 
@@ -29,7 +32,8 @@ def test_manifest_mode_starts_when_a_manifest_appears_and_ends_when_the_last_one
         report = rig.run()
         assert report.ok and report.mode == Mode.LIST
         assert rig.files() == {"a/x.py": b"x2", "a/y.py": b"y", "a/stray.py": b"stray", "top.py": b"t"}
-        assert rig.state.memos == {}  # nothing left that would start the next run in manifest mode
+        # Nothing left that would start the next run in manifest mode.
+        assert [name for name in rig.state.memos if name.startswith("manifest:")] == []
 
 
 def test_a_quiet_manifest_poll_is_one_list_and_a_change_reads_only_what_changed(tmp_path):
@@ -163,3 +167,43 @@ def test_a_manifest_that_cannot_be_read_by_name_sends_the_first_pass_to_the_mani
 
         bucket.broken.clear()
         assert rig.run().ok and rig.files() == {"a/dag.py": b"a", "b/dag.py": b"b"}
+
+
+def test_a_restart_on_an_unchanged_listing_plans_nothing_while_local_files_are_as_the_cache_says(
+        tmp_path, monkeypatch):
+    bucket = MemoryBucket()
+    bucket.put_many({"dags/a/x.py": b"x", "dags/top.py": b"t"})
+    d = tmp_path / "d"
+    planned = []
+    real = pipeline.plan
+    monkeypatch.setattr(pipeline, "plan", lambda *a, **k: planned.append(1) or real(*a, **k))
+    with open_rig(d, bucket) as rig:
+        assert rig.run().ok and planned == [1]
+
+    with open_rig(d, bucket) as rig:  # a new process on the same folder
+        bucket.requests.clear()
+        again = rig.run()
+        assert again.ok and again.listed == 2 and planned == [1]  # no plan
+        assert bucket.requests == [Request("LIST", "dags/"), Request("LIST", "dags/")]  # top level, then all
+
+    (d / "a/x.py").write_bytes(b"changed behind objsync's back")
+    with open_rig(d, bucket) as rig:
+        assert rig.run().ok and planned == [1, 1] and rig.files() == {"a/x.py": b"x", "top.py": b"t"}
+
+    with open_rig(d, bucket, rules=Rules(filter=Filter(excludes=("top.py",)))) as rig:
+        assert rig.run().ok and planned == [1, 1, 1]  # what was kept under other rules is not used
+
+
+def test_a_daemon_rescan_of_an_unchanged_listing_looks_at_local_files_without_a_plan(tmp_path, monkeypatch):
+    bucket = MemoryBucket()
+    bucket.put_many({"dags/a/x.py": b"x", "dags/b/y.py": b"y"})
+    planned = []
+    real = pipeline.plan
+    monkeypatch.setattr(pipeline, "plan", lambda *a, **k: planned.append(1) or real(*a, **k))
+    with open_rig(tmp_path / "d", bucket) as rig:
+        assert rig.run().ok and planned == [1]
+        rig.session.listing.rescan_every = 0  # every poll is due for a look at local files
+        rescan = rig.run()
+        assert rescan.ok and rescan.skipped == 2 and planned == [1]
+        (tmp_path / "d/b/y.py").unlink()
+        assert rig.run().fetched == 1 and planned == [1, 1] and rig.files()["b/y.py"] == b"y"
