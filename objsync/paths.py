@@ -6,13 +6,10 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from wcmatch import glob
-
 STATE_DIR = ".objsync"
 # Linux limits: a name is at most 255 bytes, a path at most 4095 bytes plus the NUL.
 NAME_MAX = 255
 PATH_MAX = 4095
-_GLOB_FLAGS = glob.GLOBSTAR | glob.DOTGLOB
 
 
 class UnsafeKey(ValueError):
@@ -142,7 +139,11 @@ class Filter:
 
 
 def _compile(patterns: tuple[str, ...]):
-    return glob.compile(list(patterns), flags=_GLOB_FLAGS) if patterns else None
+    if not patterns:
+        return None
+    from wcmatch import glob  # loaded only by a pull that has patterns
+
+    return glob.compile(list(patterns), flags=glob.GLOBSTAR | glob.DOTGLOB)
 
 
 def _matches_dirwise(matcher, rel: str) -> bool:

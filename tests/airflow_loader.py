@@ -13,6 +13,8 @@ import json
 import os
 import sys
 
+from objsync.bench.forked import forked  # objsync comes from the checkout, as for Airflow's own processes
+
 
 def dag_bag():
     """Airflow 3's DagBag (which never loads examples), else Airflow 2's."""
@@ -36,22 +38,10 @@ def load(folder: str) -> dict:
             "dags": {dag_id: sorted(bag.dags[dag_id].tags) for dag_id in bag.dag_ids}}
 
 
-def forked(folder: str) -> str:
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        data = json.dumps(load(folder)).encode()
-        while data:
-            data = data[os.write(w, data):]
-        os._exit(0)
-    os.close(w)
-    chunks = []
-    while chunk := os.read(r, 1 << 16):
-        chunks.append(chunk)
-    os.close(r)
-    os.waitpid(pid, 0)
-    return b"".join(chunks).decode() or json.dumps({"crash": "the load process died"})
+def load_forked(folder: str) -> str:
+    """`load` in a freshly forked child: each load sees the folder as a new Airflow process would."""
+    loaded = forked(load, folder)
+    return json.dumps(loaded if loaded is not None else {"crash": "the load process died"})
 
 
 def main() -> None:
@@ -61,12 +51,12 @@ def main() -> None:
     dag_bag()  # import Airflow once, before forking
 
     if sys.argv[2] == "--once":
-        print(forked(folder))
+        print(load_forked(folder))
         return
     out, stop = sys.argv[2], sys.argv[3]
     with open(out, "w") as fh:
         while not os.path.exists(stop):
-            fh.write(forked(folder) + "\n")
+            fh.write(load_forked(folder) + "\n")
             fh.flush()
 
 

@@ -8,8 +8,10 @@ import sys
 
 from support import put, tree
 
-# Loaded only by the daemon, by push, by the benchmarks, by a fallback to boto3, or to count CPUs.
+# Loaded only by the daemon, by push, by the benchmarks, by a fallback to boto3, to count CPUs, to start
+# worker processes, or for --include/--exclude patterns.
 NOT_FOR_ONCE = ("boto3", "botocore", "s3transfer", "urllib3", "prometheus_client", "sentry_sdk", "tqdm", "psutil",
+                "multiprocessing", "wcmatch",
                 "urllib.request", "objsync.daemon.serve", "objsync.daemon.loop", "objsync.daemon.status",
                 "objsync.daemon.metrics", "objsync.daemon.sentry", "objsync.bench", "objsync.push.commands")
 

@@ -14,6 +14,7 @@ import sys
 import time
 from collections import Counter
 
+from objsync.bench.forked import forked
 from objsync.bench.soak import DAG_FILE, helper_module, judge
 
 # per-file: every open goes through LOCAL_DIR/<repo>, the link, as Airflow's own imports do.
@@ -40,27 +41,10 @@ def read(dest: str, repo: str, style: str) -> dict:
             "helper": [getattr(helper, "GEN", None), getattr(helper, "GEN_END", None)]}
 
 
-def forked(dest: str, repo: str, style: str) -> dict:
+def read_forked(dest: str, repo: str, style: str) -> dict:
     """`read` in a freshly forked child, so that no module is cached from an earlier read."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.close(r)
-        data = json.dumps(read(dest, repo, style)).encode()
-        while data:
-            data = data[os.write(w, data):]
-        os._exit(0)
-    os.close(w)
-    chunks = []
-    while chunk := os.read(r, 1 << 16):
-        chunks.append(chunk)
-    os.close(r)
-    os.waitpid(pid, 0)
-    try:
-        return json.loads(b"".join(chunks))
-    except ValueError:
-        return {"error": "the read process died"}
+    seen = forked(read, dest, repo, style)
+    return seen if isinstance(seen, dict) else {"error": "the read process died"}
 
 
 class Tally:
@@ -103,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         repo = args.repos[i % len(args.repos)]
         style = STYLES[(i // len(args.repos)) % len(STYLES)]
         i += 1
-        tally.add(style, repo, forked(args.dest, repo, style))
+        tally.add(style, repo, read_forked(args.dest, repo, style))
         time.sleep(args.pause)
     with open(args.out, "w") as fh:
         json.dump(tally.to_json(), fh)

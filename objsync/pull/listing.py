@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Mapping, Protocol, Sequence
+from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
 from objsync.model import Entry, Kind, LocalFile, Mode, Plan, Problem, RemoteObject
 from objsync.paths import normalize_prefix
@@ -33,6 +33,8 @@ class LocalTree(Protocol):
     def scan(self, top: str) -> dict[str, LocalFile]: ...
 
     def scan_all(self) -> dict[str, LocalFile]: ...
+
+    def walk_all(self) -> Iterable[tuple[str, LocalFile]]: ...
 
 
 @dataclass(frozen=True)
@@ -134,12 +136,11 @@ class Listing:
                 return found
         q = self.quiet
         listing, fingerprint = self.bucket.list_changed(self.prefix, q.fingerprint if q is not None else "")
-        local = None
         if listing is None:  # the listing of the last clean pass, so without manifests
             if self.clock() - q.scanned_at < self.rescan_every:
                 return View(problems=q.problems, listed=q.listed, unchanged=True)
-            local = self.tree.scan_all()
-            if self.saved is not None and matches_cache(self.saved.entries, local, self.selects):
+            # One file at a time: a quiet rescan of a large folder holds no map of it.
+            if self.saved is not None and matches_cache(self.saved.entries, self.tree.walk_all(), self.selects):
                 self.quiet = replace(q, scanned_at=self.clock())
                 return View(problems=q.problems, listed=q.listed, unchanged=True, rescan=True)
             # Local files are not what the cache recorded: plan from the listing, read again.
@@ -154,8 +155,7 @@ class Listing:
             if self.manifest_mode:
                 self.manifests.leave()
             self.manifest_mode = False
-        return View(listing, local if local is not None else self.tree.scan_all(), listed=len(listing), rescan=True,
-                    memo=ListMemo(fingerprint))
+        return View(listing, self.tree.scan_all(), listed=len(listing), rescan=True, memo=ListMemo(fingerprint))
 
     def settle(self, view: View, p: Plan | None, problems: Sequence[Problem], interrupted: bool) -> None:
         """Record what the pass did, so that the next one can skip what is already in place."""
@@ -195,10 +195,15 @@ class Listing:
             self.saved.put_memo(_SAVED, text)
 
 
-def matches_cache(entries: Mapping[str, Entry], local: Mapping[str, LocalFile], selects: Callable[[str], bool]) -> bool:
+def matches_cache(entries: Mapping[str, Entry], local: Iterable[tuple[str, LocalFile]],
+                  selects: Callable[[str], bool]) -> bool:
     """True when the selected local files are exactly those the cache recorded, each as it recorded it."""
-    for rel, e in entries.items():
-        lf = local.get(rel)
-        if selects(rel) and (lf is None or lf.is_link or (lf.size, lf.mtime_ns) != (e.size, e.mtime_ns)):
+    matched = 0
+    for rel, lf in local:
+        if not selects(rel):
+            continue
+        e = entries.get(rel)
+        if e is None or lf.is_link or (lf.size, lf.mtime_ns) != (e.size, e.mtime_ns):
             return False
-    return all(rel in entries for rel in local if selects(rel))
+        matched += 1
+    return matched == sum(1 for rel in entries if selects(rel))

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import os
 import stat
+from typing import Iterator
 
 from objsync.model import LocalFile
 from objsync.paths import STATE_DIR
 
 
 def scan_tree(path: str, rel_prefix: str = "") -> dict[str, LocalFile]:
-    """Every file and symlink below the folder `path`, keyed `rel_prefix + relative path`.
+    """Every file and symlink below the folder `path`, keyed `rel_prefix + relative path` (see walk_tree)."""
+    return dict(walk_tree(path, rel_prefix))
+
+
+def walk_tree(path: str, rel_prefix: str = "") -> Iterator[tuple[str, LocalFile]]:
+    """Each file and symlink below the folder `path` as it is found: (`rel_prefix + relative path`, LocalFile).
 
     Symlinked folders are listed as links and never entered. Only the root's own `.objsync` is
     skipped; deeper down it is an ordinary name. Entries that vanish during the scan (Airflow writes
     and removes `__pycache__` files all the time) are left out.
     """
-    found: dict[str, LocalFile] = {}
     stack = [(rel_prefix, path)]
     while stack:
         rel_dir, abs_dir = stack.pop()
@@ -36,22 +41,25 @@ def scan_tree(path: str, rel_prefix: str = "") -> dict[str, LocalFile]:
                 if stat.S_ISDIR(st.st_mode):
                     stack.append((rel + "/", entry.path))
                 elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
-                    found[rel] = LocalFile(st.st_size, st.st_mtime_ns, stat.S_ISLNK(st.st_mode))
-    return found
+                    yield rel, LocalFile(st.st_size, st.st_mtime_ns, stat.S_ISLNK(st.st_mode))
 
 
 def scan_below(root: str, top: str) -> dict[str, LocalFile]:
     """The files at or below the top-level name `top` of `root`, keyed by path from the root."""
+    return dict(walk_below(root, top))
+
+
+def walk_below(root: str, top: str) -> Iterator[tuple[str, LocalFile]]:
+    """The files at or below the top-level name `top` of `root` as they are found, by path from the root."""
     path = os.path.join(root, top)
     try:
         st = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
-        return {}
+        return
     if stat.S_ISDIR(st.st_mode):
-        return scan_tree(path, top + "/")
-    if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
-        return {top: LocalFile(st.st_size, st.st_mtime_ns, stat.S_ISLNK(st.st_mode))}
-    return {}
+        yield from walk_tree(path, top + "/")
+    elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+        yield top, LocalFile(st.st_size, st.st_mtime_ns, stat.S_ISLNK(st.st_mode))
 
 
 def top_names(root: str) -> set[str]:

@@ -89,6 +89,9 @@ class PackReader:
         def serve(key: str, segment: int, frame: bytes) -> None:
             try:
                 self._serve(requests, members[key, segment], frame, results, why, cancelled)
+            except Exception as exc:  # never lost in a future nobody reads: those files are read on their own
+                why.update((i, f"cannot be served from the pack: {exc!r}") for i in members[key, segment]
+                           if results[i] is None or not results[i].ok)
             finally:
                 room.release()
 

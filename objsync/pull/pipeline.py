@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import BrokenExecutor  # not .process's BrokenProcessPool: that import loads multiprocessing
 from typing import Callable, Iterator, Protocol, Sequence
 
 from objsync.model import Action, FetchResult, Job, Kind, Mode, Outcome, PassReport, Plan, Problem
@@ -71,7 +71,7 @@ def pull_pass(cfg: PullConfig, listing: Source, state: State, fetcher: Fetcher, 
                     problems.append(Problem(r.key, r.error or "failed", Kind.FETCH))
             if on_results is not None:
                 on_results(results)
-    except BrokenProcessPool as exc:
+    except BrokenExecutor as exc:
         broken = True
         problems.append(Problem("<workers>", f"a worker process died ({exc}); the next pass retries", Kind.FETCH))
     interrupted = stop is not None and stop.is_set()

@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Protocol, Sequence
 
 from objsync.model import Fetch, FetchResult, Job, Kind, LocalFile, Outcome, Plan, Problem
 from objsync.pull import localfs
-from objsync.pull.local import scan_below, scan_tree
+from objsync.pull.local import scan_below, scan_tree, walk_tree
 from objsync.pull.state import State
 
 
@@ -68,6 +68,9 @@ class Publisher(Protocol):
     def scan_all(self) -> dict[str, LocalFile]:
         """Every file of the destination, as readers see it."""
 
+    def walk_all(self) -> Iterable[tuple[str, LocalFile]]:
+        """What scan_all finds, one (path, file) at a time, without holding them all."""
+
     def begin(self, p: Plan, local: Mapping[str, LocalFile], labels: Mapping[str, str]) -> Publication:
         """Prepare to carry out `p`; `labels` names the version of some top-level folders (manifest ids)."""
 
@@ -86,6 +89,9 @@ class InPlace:
 
     def scan_all(self) -> dict[str, LocalFile]:
         return scan_tree(self.root)
+
+    def walk_all(self) -> Iterator[tuple[str, LocalFile]]:
+        return walk_tree(self.root)
 
     def begin(self, p: Plan, local: Mapping[str, LocalFile], labels: Mapping[str, str]) -> "_InPlacePass":
         problems = self.clear(p.displaced)

@@ -13,11 +13,11 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 from objsync.model import Entry, Fetch, FetchResult, Fsync, Job, Kind, LocalFile, Outcome, Plan, Problem
 from objsync.pull import store
-from objsync.pull.local import scan_below, scan_tree, top_names
+from objsync.pull.local import top_names, walk_below, walk_tree
 from objsync.pull.places import sync_path
 from objsync.pull.publish import Finished, InPlace, Placed
 from objsync.pull.state import State
@@ -80,16 +80,20 @@ class Snapshot:
         self.flat = InPlace(root, state)  # files directly in the destination
 
     def scan(self, top: str) -> dict[str, LocalFile]:
-        name = store.current(self.root, top)
-        if name is None:
-            return scan_below(self.root, top)
-        return scan_tree(os.path.join(self.root, store.STORE, top, name), top + "/")
+        return dict(self._walk(top))
 
     def scan_all(self) -> dict[str, LocalFile]:
-        local: dict[str, LocalFile] = {}
+        return dict(self.walk_all())
+
+    def walk_all(self) -> Iterator[tuple[str, LocalFile]]:
         for top in sorted(top_names(self.root)):
-            local.update(self.scan(top))
-        return local
+            yield from self._walk(top)
+
+    def _walk(self, top: str) -> Iterator[tuple[str, LocalFile]]:
+        name = store.current(self.root, top)
+        if name is None:
+            return walk_below(self.root, top)
+        return walk_tree(os.path.join(self.root, store.STORE, top, name), top + "/")
 
     def tidy(self) -> None:
         store.collect(self.root, self.keep)  # retired trees go even while nothing changes

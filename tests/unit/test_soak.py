@@ -6,7 +6,7 @@ import pytest
 
 from objsync.bench.soak import (Sample, at_a_swap, file_gens, folder_files, growth, judge, leftovers, near_a_kill,
                                 percentile, render, visibility)
-from objsync.bench.soak_reader import forked
+from objsync.bench.soak_reader import read_forked
 
 MIB = 1 << 20
 
@@ -39,12 +39,12 @@ def _tree(root, name, files):
 def test_the_reader_sees_a_mixed_tree_and_a_cut_file(tmp_path, style):
     _tree(tmp_path, "t1", render("alpha", 1))
     os.symlink(".objsync/snapshots/alpha/t1", tmp_path / "alpha")
-    assert judge(forked(str(tmp_path), "alpha", style)) == ("ok", 1)
+    assert judge(read_forked(str(tmp_path), "alpha", style)) == ("ok", 1)
     helper = tmp_path / ".objsync/snapshots/alpha/t1/alpha_helper.py"
     helper.write_bytes(render("alpha", 2)["alpha_helper.py"])
-    assert judge(forked(str(tmp_path), "alpha", style)) == ("mixed", None)
+    assert judge(read_forked(str(tmp_path), "alpha", style)) == ("mixed", None)
     helper.write_bytes(render("alpha", 1)["alpha_helper.py"][:500])
-    assert judge(forked(str(tmp_path), "alpha", style)) == ("partial", None)
+    assert judge(read_forked(str(tmp_path), "alpha", style)) == ("partial", None)
     assert not list(tmp_path.rglob("__pycache__"))  # a reader never writes into the trees
 
 
