@@ -22,7 +22,7 @@ from objsync.pull.config import DEFAULT_KEEP, DEFAULT_RESCAN, PullConfig, parse_
 from objsync.pull.plan import Rules
 from objsync.pull.pool import PoolConfig, default_workers
 from objsync.push import cli as push_cli
-from objsync.s3.config import Location, RemoteConfig, endpoint_from_env, region_from_env
+from objsync.s3.config import IN_FLIGHT, Location, RemoteConfig, endpoint_from_env, region_from_env
 from objsync.signing import VERIFY_KEYS_ENV, verify_keys_from
 
 ENV_PREFIX = "OBJSYNC_"
@@ -126,8 +126,8 @@ def add_pull(subparsers) -> tuple[EnvFlag, ...]:
         help="address of /health and /metrics in daemon mode, or 'off' (default :8087)")
     add("--workers", type=_typed(parse_count), default=None,
         help="worker processes (default: from the CPU count; 0 runs in-process)")
-    add("--threads", type=_typed(parse_count), default=32,
-        help="downloads in flight at once in each process (default 32)")
+    add("--threads", type=_typed(parse_count), default=IN_FLIGHT,
+        help=f"downloads in flight at once in each process (default {IN_FLIGHT})")
     add("--connect-timeout", type=_typed(parse_duration), default=10.0, metavar="DURATION",
         help="S3 connect timeout (default 10s)")
     add("--read-timeout", type=_typed(parse_duration), default=30.0, metavar="DURATION",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 from objsync.model import FetchResult, Job
 from objsync.pull.fetch import WriteOptions, run_batch
 from objsync.s3.bucket import Bucket
-from objsync.s3.config import RemoteConfig
+from objsync.s3.config import IN_FLIGHT, RemoteConfig
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
@@ -27,7 +27,7 @@ class PoolConfig:
     and batch sizes."""
 
     workers: int | None
-    threads: int = 32
+    threads: int = IN_FLIGHT
     batch_files: int = 64
     batch_bytes: int = 32 << 20
     inline_max: int = 32  # a pass with this few tasks runs in-process: starting workers costs more

@@ -31,7 +31,7 @@ from objsync.pull.snapshot import link_tree
 from objsync.pull.state import State
 from objsync.pull.versions import Version, manifest_listing
 from objsync.s3.bucket import Bucket
-from objsync.s3.config import Location, RemoteConfig
+from objsync.s3.config import IN_FLIGHT, Location, RemoteConfig
 
 # A version is exactly what its manifest names: removing files is not a mistake to guard against.
 _EXACT = Rules(allow_empty=True, max_delete="100%")
@@ -121,7 +121,7 @@ class _OneView:
 
 
 def build_version(bucket: Bucket, remote: RemoteConfig, location: Location, repo: str, version: Version,
-                  versions_dir: Path, tmp: Path, base: Base | None = None, *, threads: int = 32) -> PassReport:
+                  versions_dir: Path, tmp: Path, base: Base | None = None, *, threads: int = IN_FLIGHT) -> PassReport:
     """Build `version` of `repo` at `versions_dir/<manifest id>`, reading through (a sibling of) `bucket`.
 
     Raises VersionError, naming the repo and the reason, when the version cannot be completed.

@@ -13,6 +13,12 @@ from objsync.s3.sigv4 import Credentials
 DEFAULT_REGION = "us-east-1"
 
 
+# Downloads in flight per process by default. A pod of up to 2 CPUs pulls in one process, so this is
+# all it has in flight: behind 20 ms a request, a 10,000-file cold pull took 9.7 s at 64 against
+# 12.3 s at 32 and 10.7 s at 128, for the same CPU (benchmarks/results/dags10k-20ms-sweep-2026-11-30.md).
+IN_FLIGHT = 64
+
+
 @dataclass(frozen=True)
 class Location:
     """An `s3://bucket/prefix` URI; the prefix is kept as given (normalization is the planner's job)."""
@@ -48,7 +54,7 @@ class RemoteConfig:
     max_pool_connections: int = 16
     profile: str | None = None
     fast_get: bool = True  # GETs skip botocore's per-request machinery (see Bucket)
-    concurrency: int = 8  # fast-path transfers in flight at once, per process
+    concurrency: int = IN_FLIGHT  # fast-path transfers in flight at once, per process
 
     def effective_endpoint(self) -> str | None:
         """The endpoint URL with a scheme, chosen by --disable-ssl when the user gave none."""
