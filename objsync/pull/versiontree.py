@@ -14,14 +14,14 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 from objsync.manifest import Manifest
 from objsync.model import Entry, FetchResult, Fsync, Job, LocalFile, Outcome, PassReport, Plan, Problem
 from objsync.pull.config import PullConfig
 from objsync.pull.fetch import WriteOptions
 from objsync.pull.listing import View
-from objsync.pull.local import scan_tree
+from objsync.pull.local import scan_tree, walk_tree
 from objsync.pull.packs import PackedFetcher
 from objsync.pull.pipeline import pull_pass
 from objsync.pull.plan import Rules
@@ -61,6 +61,9 @@ class VersionTree:
 
     def scan_all(self) -> dict[str, LocalFile]:
         return scan_tree(self.base.path) if self.base is not None else {}
+
+    def walk_all(self) -> Iterator[tuple[str, LocalFile]]:
+        return walk_tree(self.base.path) if self.base is not None else iter(())
 
     def tidy(self) -> None:
         pass
