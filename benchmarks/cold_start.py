@@ -32,6 +32,7 @@ import psutil
 
 import objsync
 from objsync.bench import context, promtext
+from objsync.bench.flags import add_run_flags, say
 from objsync.bench.latency import latency_proxy
 from objsync.bench.measure import become_subreaper, run_measured
 from objsync.bench.peers import PEERS, Tool, find_peers, objsync_tool, sync_command, tool_env, version
@@ -53,21 +54,12 @@ GOAL_RATIO = {"loopback": 0.6, "latency": 0.3}
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="dags10k", help="tree to publish (default dags10k)")
-    p.add_argument("--seed", type=int, default=20261130)
+    add_run_flags(p, rounds=3, preset="dags10k", presets=PRESETS, keep_what="tree, logs")
     p.add_argument("--latency", type=float, default=20.0, metavar="MS", help="round trip of the latency profile "
                    "(default 20 ms)")
     p.add_argument("--profiles", default="loopback,latency", help="comma-separated: loopback, latency (default both)")
     p.add_argument("--tools", default=",".join(PEERS), help=f"peers to run when present (default {','.join(PEERS)})")
-    p.add_argument("--json", metavar="FILE", help="write every run and the summary to FILE")
-    p.add_argument("--out", metavar="FILE", help="also write the Markdown report to FILE")
-    p.add_argument("--keep", action="store_true", help="keep the work folder (tree, logs)")
     return p.parse_args(argv)
-
-
-def say(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)

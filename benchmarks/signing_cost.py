@@ -29,6 +29,7 @@ import psutil
 
 import objsync
 from objsync.bench import context, promtext
+from objsync.bench.flags import add_run_flags, say
 from objsync.bench.measure import become_subreaper, run_measured, tree_pids
 from objsync.bench.polls import last_message, measure_polls
 from objsync.bench.presets import PRESETS, Expect, body, build_tree, total_bytes
@@ -47,20 +48,11 @@ RUN_TIMEOUT = 1800.0
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="large", help="tree to publish (default large)")
+    add_run_flags(p, rounds=5, preset="large", presets=PRESETS, keep_what="tree, destinations, logs")
     p.add_argument("--no-large-files", action="store_true", help="leave the preset's 16 MiB files out")
-    p.add_argument("--seed", type=int, default=20261130)
     p.add_argument("--polls", type=int, default=20, help="quiet daemon polls measured per mode and round (default 20)")
     p.add_argument("--interval", type=float, default=0.5, help="daemon poll interval in seconds (default 0.5)")
-    p.add_argument("--json", metavar="FILE", help="write every run and the summary to FILE")
-    p.add_argument("--out", metavar="FILE", help="also write the Markdown report to FILE")
-    p.add_argument("--keep", action="store_true", help="keep the work folder (tree, destinations, logs)")
     return p.parse_args(argv)
-
-
-def say(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def write_tree(root: Path, files, seed: int) -> dict[str, Expect]:

@@ -40,3 +40,21 @@ def duration(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration above zero, such as 500ms, 2s or 1m")
     return value
+
+
+def add_run_flags(p: argparse.ArgumentParser, *, rounds: int, preset: str, presets, keep_what: str) -> None:
+    """The flags every standalone benchmark script takes: rounds, tree, seed, outputs and the work folder."""
+    p.add_argument("--rounds", type=int, default=rounds, help=f"interleaved rounds (default {rounds})")
+    p.add_argument("--preset", choices=sorted(presets), default=preset, help=f"tree to publish (default {preset})")
+    p.add_argument("--seed", type=int, default=20261130)
+    p.add_argument("--json", metavar="FILE", help="write every run and the summary to FILE")
+    p.add_argument("--out", metavar="FILE", help="also write the Markdown report to FILE")
+    p.add_argument("--keep", action="store_true", help=f"keep the work folder ({keep_what})")
+
+
+def say(msg: str) -> None:
+    """A progress line on stderr, with the time."""
+    import sys
+    import time
+
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
