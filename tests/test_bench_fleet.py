@@ -28,8 +28,9 @@ def test_fleet_phase_measures_one_request_per_quiet_manifest_poll(aws_env, tmp_p
     assert rescan["requests_per_poll"] == pytest.approx(2, abs=0.7)  # and one LIST of the top level
     assert listed["requests_per_poll"] == pytest.approx(3, abs=1)  # 2,108 objects are three pages of 1,000
     assert quiet["requests_per_poll"] < rescan["requests_per_poll"] < listed["requests_per_poll"]
-    # CPU time is counted in clock ticks, so a few quiet polls may add up to 0.
-    assert 0 <= quiet["cpu_per_poll"] < listed["cpu_per_poll"]
+    # CPU is measured, not compared: a quiet LIST poll that matches its page digests costs about what a
+    # manifest poll does, and clock ticks may add a few polls up to 0.
+    assert all(0 <= s["cpu_per_poll"] < 1 for s in (quiet, rescan, listed))
     assert rows["objsync, manifest mode (quiet poll)"]["cost_per_day"] == 8.64
     assert rows["objinsync"]["stats"]["status"] == "skipped"
     assert "| objsync, LIST mode" in proc.stdout
