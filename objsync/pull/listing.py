@@ -19,9 +19,12 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
+import xxhash
+
 from objsync.model import Entry, Kind, LocalFile, Mode, Plan, Problem, RemoteObject
 from objsync.paths import normalize_prefix
 from objsync.pull.config import DEFAULT_RESCAN
+from objsync.pull.state import CacheCorrupt
 from objsync.s3.bucket import Bucket
 
 
@@ -96,7 +99,9 @@ class Memos(Protocol):
     """Where a Listing keeps its fingerprint across restarts, and what it checks local files against (State)."""
 
     memos: Mapping[str, str]
-    entries: Mapping[str, Entry]
+
+    def each(self) -> Iterable[tuple[str, Entry]]:
+        """Every entry of the cache; raises CacheCorrupt when the cache turns out damaged."""
 
     def put_memo(self, name: str, text: str) -> None: ...
 
@@ -140,7 +145,7 @@ class Listing:
             if self.clock() - q.scanned_at < self.rescan_every:
                 return View(problems=q.problems, listed=q.listed, unchanged=True)
             # One file at a time: a quiet rescan of a large folder holds no map of it.
-            if self.saved is not None and matches_cache(self.saved.entries, self.tree.walk_all(), self.selects):
+            if self.saved is not None and self._intact():
                 self.quiet = replace(q, scanned_at=self.clock())
                 return View(problems=q.problems, listed=q.listed, unchanged=True, rescan=True)
             # Local files are not what the cache recorded: plan from the listing, read again.
@@ -175,6 +180,12 @@ class Listing:
         if self.manifests is not None:
             self.manifests.request_rescan()
 
+    def _intact(self) -> bool:
+        try:
+            return matches_cache(self.saved.each(), self.tree.walk_all(), self.selects)
+        except CacheCorrupt:
+            return False  # set aside and started afresh: the plan verifies what is in place
+
     def _load(self) -> Quiet | None:
         """The fingerprint a previous run kept, due for a look at local files at once."""
         text = self.saved.memos.get(_SAVED, "") if self.saved is not None else ""
@@ -195,15 +206,23 @@ class Listing:
             self.saved.put_memo(_SAVED, text)
 
 
-def matches_cache(entries: Mapping[str, Entry], local: Iterable[tuple[str, LocalFile]],
+def matches_cache(cached: Iterable[tuple[str, Entry]], local: Iterable[tuple[str, LocalFile]],
                   selects: Callable[[str], bool]) -> bool:
-    """True when the selected local files are exactly those the cache recorded, each as it recorded it."""
-    matched = 0
+    """True when the selected local files are exactly those the cache recorded, each as it recorded it.
+
+    Each side streams in its own order, so each is summed into a digest that no order changes, not held.
+    """
+    total = count = 0
     for rel, lf in local:
-        if not selects(rel):
-            continue
-        e = entries.get(rel)
-        if e is None or lf.is_link or (lf.size, lf.mtime_ns) != (e.size, e.mtime_ns):
-            return False
-        matched += 1
-    return matched == sum(1 for rel in entries if selects(rel))
+        if selects(rel):
+            if lf.is_link:
+                return False
+            total, count = total + _digest(rel, lf.size, lf.mtime_ns), count + 1
+    for rel, e in cached:
+        if selects(rel):
+            total, count = total - _digest(rel, e.size, e.mtime_ns), count - 1
+    return count == 0 and total % (1 << 128) == 0
+
+
+def _digest(rel: str, size: int, mtime_ns: int) -> int:
+    return xxhash.xxh3_128_intdigest(f"{rel}\0{size}\0{mtime_ns}".encode("utf-8", "surrogatepass"))

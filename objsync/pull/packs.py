@@ -42,6 +42,9 @@ class PackedFetcher:
         self.fetcher, self.bucket, self.opts = fetcher, bucket, opts
 
     def run(self, jobs: Sequence[Job], stop: threading.Event | None = None) -> Iterator[list[FetchResult]]:
+        if not any(job.fetch.pack is not None for job in jobs):
+            yield from self.fetcher.run(jobs, stop)  # as they came: made one at a time, never listed twice
+            return
         by_pack: dict[str, list[Job]] = defaultdict(list)
         rest: list[Job] = []
         for job in jobs:

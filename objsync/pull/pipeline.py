@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from concurrent.futures import BrokenExecutor  # not .process's BrokenProcessPool: that import loads multiprocessing
+from dataclasses import replace
 from typing import Callable, Iterator, Protocol, Sequence
 
 from objsync.model import Action, FetchResult, Job, Kind, Mode, Outcome, PassReport, Plan, Problem
@@ -45,6 +46,9 @@ def pull_pass(cfg: PullConfig, listing: Source, state: State, fetcher: Fetcher, 
                           errors=tuple(problems), mode=view.mode, dry_run=cfg.dry_run)
 
     p = plan(view.listing, cfg.prefix, state.entries, view.local, cfg.rules, view.held)
+    # The fetches carry what they need of the listing and the cache: neither is held through the fetch.
+    view = replace(view, listing=())
+    state.unload()
     problems += [Problem(r.key, r.reason, Kind.REJECTED) for r in p.rejected]
     if on_plan is not None:
         on_plan(p)

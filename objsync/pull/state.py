@@ -21,6 +21,9 @@ SCHEMA = "1"
 _META = "meta"
 _FILE = "f:"  # prefix of per-path keys, so that no path can collide with the meta key
 _MEMO = "m:"  # prefix of named notes kept for other parts of objsync (manifest mode's last versions)
+# Text keys sort between numbers and blobs, so every row of another type falls among the other rows.
+_FILE_ROWS = "key >= 'f:' AND key < 'f;'"
+_OTHER_ROWS = "key < 'f:' OR key >= 'f;'"
 
 
 class CacheCorrupt(Exception):
@@ -40,12 +43,13 @@ def _cannot_write(exc: BaseException) -> bool:
 
 
 class State:
-    """The cache of one destination: loaded whole at open, then written through on every commit."""
+    """The cache of one destination: entries read from disk when a pass asks for them, written through on commit."""
 
     def __init__(self, directory: Path, identity: str) -> None:
         self.directory = Path(directory)
         self.identity = identity
-        self.entries: dict[str, Entry] = {}
+        self._entries: dict[str, Entry] | None = {}  # None: on disk only, read again when asked for
+        self._unsaved: dict[str, Entry | None] = {}  # what the disk refused to record or forget
         self.memos: dict[str, str] = {}
         self.notes: list[str] = []
         self._cache: diskcache.Cache | None = None
@@ -61,23 +65,8 @@ class State:
         state = cls(directory, identity)
         try:
             state._load()
-            return state
         except _BROKEN as exc:
-            state._close()
-            if _cannot_write(exc):
-                state._in_memory(f"cannot write the cache at {state.directory} ({exc})")
-                return state
-            damage = exc
-        try:
-            aside = state._set_aside()
-            state.entries = {}
-            state._load()
-        except _BROKEN as exc:
-            state._close()
-            state._in_memory(f"cache at {state.directory} is unreadable ({damage}) and cannot be rebuilt ({exc})")
-            return state
-        state.notes.append(f"cache at {state.directory} was unreadable ({damage}); moved it to {aside} and "
-                           f"rebuilt it: files already in place are verified, not re-downloaded")
+            state.notes.append(state._recover(exc))
         return state
 
     @classmethod
@@ -87,49 +76,104 @@ class State:
         if not (state.directory / diskcache.core.DBNAME).is_file():
             return state
         try:
-            meta, entries, memos = _parse(state._rows(read_only=True))
+            meta, memos = _parse(state._rows(_OTHER_ROWS, read_only=True))
+            entries = dict(_entries(state._rows(_FILE_ROWS, read_only=True)))
         except _BROKEN as exc:
             state.notes.append(f"cache at {state.directory} is unreadable ({exc}); a real run sets it aside, and "
                                f"this plan verifies files already in place instead of trusting it")
             return state
         if meta == f"{SCHEMA}\t{identity}":
-            state.entries, state.memos = entries, memos
+            state._entries, state.memos = entries, memos
         return state
 
     @classmethod
     def in_memory(cls, entries: dict[str, Entry]) -> "State":
         """A cache that lives only in this process, starting with `entries`."""
         state = cls(Path("."), "")
-        state.entries = dict(entries)
+        state._entries = dict(entries)
         return state
 
-    def _in_memory(self, why: str) -> None:
+    @property
+    def entries(self) -> dict[str, Entry]:
+        """Every entry by path: read from disk at first use, and held until `unload`."""
+        if self._entries is None:
+            try:
+                self._entries = dict(self.each())
+            except CacheCorrupt:
+                self._entries = {}
+        return self._entries
+
+    def each(self) -> Iterator[tuple[str, Entry]]:
+        """Every entry, one at a time; nothing is held. Raises CacheCorrupt once the damaged cache is set aside."""
+        if self._entries is not None:
+            yield from list(self._entries.items())
+            return
+        unsaved, rows = self._unsaved, self._rows(_FILE_ROWS)
+        try:
+            for rel, entry in _entries(rows):
+                if rel not in unsaved:
+                    yield rel, entry
+        except _BROKEN as exc:
+            rows.close()  # no reader is left on the file that is set aside
+            note = self._recover(exc)
+            log.warning("%s", note)
+            self.notes.append(note)
+            raise CacheCorrupt(note) from None
+        yield from [(rel, e) for rel, e in unsaved.items() if e is not None]
+
+    def unload(self) -> None:
+        """Let go of the entries in memory; the disk holds them, and `_unsaved` what it refused."""
+        if self._cache is not None:
+            self._entries = None
+
+    def _recover(self, damage: BaseException) -> str:
+        """Set a damaged cache aside and start afresh, or keep it in memory when the disk refuses; say which."""
+        self._close()
+        self._unsaved.clear()
+        if _cannot_write(damage):
+            return self._in_memory(f"cannot write the cache at {self.directory} ({damage})")
+        try:
+            aside = self._set_aside()
+            self._entries = {}
+            self._load()
+        except _BROKEN as exc:
+            self._close()
+            return self._in_memory(f"cache at {self.directory} is unreadable ({damage}) and cannot be rebuilt ({exc})")
+        return (f"cache at {self.directory} was unreadable ({damage}); moved it to {aside} and "
+                f"rebuilt it: files already in place are verified, not re-downloaded")
+
+    def _in_memory(self, why: str) -> str:
         self._cache = None
-        self.entries = {}
-        self.notes.append(f"{why}; this run keeps the cache in memory only, so files already in place are "
-                          f"verified by hash, not re-downloaded; free space or make the folder writable")
+        self._entries = {}
+        self.memos = {}
+        return (f"{why}; this run keeps the cache in memory only, so files already in place are "
+                f"verified by hash, not re-downloaded; free space or make the folder writable")
 
     def _load(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         # disk_min_file_size: large memos stay raw rows in SQLite, never pickled or text files beside it.
-        # Every entry is read into memory once, so SQLite's own page cache and memory map (64 MiB by
-        # default) would only hold a second copy, growing with the folder: keep both small.
+        # Entries are read a row at a time, so SQLite's own page cache and memory map (64 MiB by
+        # default) would only hold a copy, growing with the folder: keep both small.
         self._cache = diskcache.Cache(str(self.directory), eviction_policy="none", statistics=False,
                                       size_limit=1 << 62, disk_min_file_size=1 << 40,
                                       sqlite_mmap_size=0, sqlite_cache_size=256)
-        meta, entries, memos = _parse(self._rows())
+        meta, memos = _parse(self._rows(_OTHER_ROWS))
         expected = f"{SCHEMA}\t{self.identity}"
         if meta != expected:
-            if entries:
+            rows = self._rows(_FILE_ROWS)
+            if next(rows, None) is not None:
                 self.notes.append("cache belonged to another source or version; starting afresh")
+            rows.close()
             self._cache.clear()
             self._cache.set(_META, expected)
-            entries, memos = {}, {}
-        self.entries = entries
+            self._entries, memos = {}, {}
+        else:
+            # The entries stay on disk until a pass asks for them: an unchanged listing may never need them.
+            self._entries = None
         self.memos = memos
 
-    def _rows(self, read_only: bool = False) -> Iterator[tuple]:
-        """Every record of the cache in one query, through a read-only connection of the standard library.
+    def _rows(self, where: str, read_only: bool = False) -> Iterator[tuple]:
+        """Records of the cache in one query, through a read-only connection of the standard library.
 
         diskcache's public API reads one key per query: 100,000 entries took 4.6 s that way,
         against 0.14 s for this single SELECT. Only raw (never pickled) values are accepted by
@@ -144,7 +188,7 @@ class State:
         con = sqlite3.connect(uri, uri=True)
         try:
             # Row by row: the rows of 100,000 entries beside the entries themselves would double the peak.
-            yield from con.execute("SELECT key, raw, value, mode FROM Cache")
+            yield from con.execute(f"SELECT key, raw, value, mode FROM Cache WHERE {where}")
         finally:
             con.close()
 
@@ -153,18 +197,29 @@ class State:
         items = list(items)
         if not items:
             return
-        # Memory first: it is what this process trusts. The disk copy may only ever hold less.
-        self.entries.update(items)
-        self._write(lambda cache: [cache.set(_FILE + rel, entry.encode()) for rel, entry in items])
+        if self._entries is not None:
+            self._entries.update(items)
+        saved = self._write(lambda cache: [cache.set(_FILE + rel, entry.encode()) for rel, entry in items])
+        self._remember(items, saved)
 
     def remove(self, rels: Iterable[str]) -> None:
         """Forget paths in one transaction (done before the files themselves are removed)."""
-        rels = [r for r in rels if r in self.entries]
+        rels = list(rels)
         if not rels:
             return
-        for rel in rels:
-            self.entries.pop(rel, None)
-        self._write(lambda cache: [cache.delete(_FILE + rel) for rel in rels])
+        if self._entries is not None:
+            for rel in rels:
+                self._entries.pop(rel, None)
+        saved = self._write(lambda cache: [cache.delete(_FILE + rel) for rel in rels])
+        self._remember([(rel, None) for rel in rels], saved)
+
+    def _remember(self, changes: list[tuple[str, Entry | None]], saved: bool) -> None:
+        """Keep in memory what the disk refused: this process trusts it, and the disk may only ever hold less."""
+        if saved:
+            for rel, _ in changes:
+                self._unsaved.pop(rel, None)
+        elif self._cache is not None:
+            self._unsaved.update(changes)
 
     def put_memo(self, name: str, text: str) -> None:
         """Keep a named note with the cache; it is dropped whenever the cache is started afresh."""
@@ -175,10 +230,10 @@ class State:
         if self.memos.pop(name, None) is not None:
             self._write(lambda cache: cache.delete(_MEMO + name))
 
-    def _write(self, change) -> None:
+    def _write(self, change) -> bool:
         """Apply `change` to the disk copy in one transaction; a disk that refuses it is logged, not raised."""
         if self._cache is None:
-            return
+            return True  # a cache in memory only: memory is all there is
         try:
             with self._cache.transact():
                 change(self._cache)
@@ -190,8 +245,9 @@ class State:
                 log.warning("cannot update the cache at %s (%s); the files themselves are in place, and the "
                             "next start verifies them by hash%s", self.directory, exc, advice)
             self._write_error = str(exc)
-        else:
-            self._write_error = ""
+            return False
+        self._write_error = ""
+        return True
 
     def _set_aside(self) -> Path:
         aside = self.directory.with_name(self.directory.name + f".broken-{int(time.time())}")
@@ -219,20 +275,28 @@ class State:
         self.close()
 
 
-def _parse(rows: Iterable[tuple]) -> tuple[str | None, dict[str, Entry], dict[str, str]]:
-    """The meta record, the entries and the memos of the cache's rows; raises CacheCorrupt on anything else."""
-    meta = None
-    entries: dict[str, Entry] = {}
-    memos: dict[str, str] = {}
+def _checked(rows: Iterable[tuple]) -> Iterator[tuple[str, str]]:
+    """(key, value) of each row; raises CacheCorrupt on anything but raw text, so nothing is ever unpickled."""
     for key, raw, value, mode in rows:
         if not raw or mode != diskcache.core.MODE_RAW or not isinstance(key, str) or not isinstance(value, str):
             raise CacheCorrupt(f"unexpected record {key!r}")
+        yield key, value
+
+
+def _entries(rows: Iterable[tuple]) -> Iterator[tuple[str, Entry]]:
+    for key, value in _checked(rows):
+        yield key[len(_FILE):], Entry.decode(value)
+
+
+def _parse(rows: Iterable[tuple]) -> tuple[str | None, dict[str, str]]:
+    """The meta record and the memos among the cache's other rows; raises CacheCorrupt on anything else."""
+    meta = None
+    memos: dict[str, str] = {}
+    for key, value in _checked(rows):
         if key == _META:
             meta = value
-        elif key.startswith(_FILE):
-            entries[key[len(_FILE):]] = Entry.decode(value)
         elif key.startswith(_MEMO):
             memos[key[len(_MEMO):]] = value
         else:
             raise CacheCorrupt(f"unexpected key {key!r}")
-    return meta, entries, memos
+    return meta, memos

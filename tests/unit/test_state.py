@@ -1,9 +1,12 @@
 """The cache read for a dry run: what it holds, and not one byte written beside it."""
 
+import sqlite3
 from pathlib import Path
 
+import pytest
+
 from objsync.model import Entry
-from objsync.pull.state import State
+from objsync.pull.state import CacheCorrupt, State
 
 ENTRY = Entry("d41d8cd98f00b204e9800998ecf8427e", 3, 1_700_000_000_000_000_000, "00ff")
 
@@ -44,3 +47,50 @@ def test_a_dry_run_trusts_no_foreign_or_damaged_cache_and_creates_none(tmp_path)
     damaged = State.read_only(folder, "src")
     assert damaged.entries == {} and "unreadable" in damaged.notes[0]
     assert State.read_only(tmp_path / "none", "src").entries == {} and not (tmp_path / "none").exists()
+
+
+def test_entries_stay_on_disk_until_a_pass_asks_and_unload_lets_them_go(tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    with State.open(folder, "src") as state:
+        state.put([("a.py", ENTRY), ("b.py", ENTRY)])
+    read = []
+    real = State._rows
+    monkeypatch.setattr(State, "_rows", lambda self, where, **k: read.append(where) or real(self, where, **k))
+    with State.open(folder, "src") as state:
+        assert not any(w.startswith("key >=") for w in read)  # opening reads the meta and memos only
+        assert sorted(state.each()) == [("a.py", ENTRY), ("b.py", ENTRY)]
+        assert state.entries == {"a.py": ENTRY, "b.py": ENTRY}
+        state.unload()
+        state.put([("c.py", ENTRY)])
+        state.remove(["a.py"])
+        assert state.entries == {"b.py": ENTRY, "c.py": ENTRY}  # read again from disk, with what was written since
+
+
+def test_damage_found_after_opening_sets_the_cache_aside_and_trusts_nothing_of_it(tmp_path, caplog):
+    folder = tmp_path / "cache"
+    with State.open(folder, "src") as state:
+        state.put([("a.py", ENTRY), ("b.py", ENTRY)])
+    with State.open(folder, "src") as state:
+        with sqlite3.connect(folder / "cache.db") as db:
+            db.execute("UPDATE Cache SET value = 'not an entry' WHERE key = 'f:b.py'")
+        with pytest.raises(CacheCorrupt):
+            list(state.each())
+        assert state.entries == {} and "moved it to" in state.notes[0]
+        assert any("moved it to" in r.getMessage() for r in caplog.records)
+        state.put([("c.py", ENTRY)])
+    assert State.read_only(folder, "src").entries == {"c.py": ENTRY}  # the fresh cache took the write
+    assert list(tmp_path.glob("cache.broken-*"))
+
+
+def test_changes_the_disk_refuses_are_kept_in_memory_after_unload(tmp_path, monkeypatch):
+    other = Entry("0" * 32, 9, 1, "11")
+    with State.open(tmp_path / "cache", "src") as state:
+        state.put([("a.py", ENTRY), ("b.py", ENTRY)])
+        state.unload()
+        monkeypatch.setattr(State, "_write", lambda self, change: False)
+        state.put([("a.py", other)])
+        state.remove(["b.py"])
+        assert dict(state.each()) == {"a.py": other}
+        monkeypatch.undo()
+        state.put([("a.py", ENTRY)])
+        assert dict(state.each()) == state.entries == {"a.py": ENTRY}  # b.py's removal is still owed to the disk
