@@ -19,7 +19,7 @@ from objsync.layout import check_manifest_id, check_repo_name
 from objsync.model import Fsync
 from objsync.paths import Filter, split_patterns
 from objsync.pull.config import DEFAULT_KEEP, DEFAULT_RESCAN, PullConfig, parse_duration, parse_file_mode
-from objsync.pull.plan import Rules
+from objsync.pull.decide import Rules
 from objsync.pull.pool import PoolConfig, default_workers
 from objsync.push import cli as push_cli
 from objsync.s3.config import IN_FLIGHT, Location, RemoteConfig, endpoint_from_env, region_from_env

@@ -10,7 +10,7 @@ from objsync.pull import localfs
 from objsync.pull.config import PullConfig
 from objsync.pull.fetch import WriteOptions
 from objsync.pull.session import Session
-from objsync.pull.plan import Rules
+from objsync.pull.decide import Rules
 from objsync.pull.pool import Pool, PoolConfig
 from objsync.pull.state import State
 from objsync.s3.bucket import Bucket

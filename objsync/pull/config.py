@@ -8,7 +8,7 @@ from pathlib import Path
 
 from objsync.model import Fsync
 from objsync.paths import normalize_prefix
-from objsync.pull.plan import Rules
+from objsync.pull.decide import Rules
 from objsync.pull.pool import PoolConfig
 from objsync.s3.config import Location, RemoteConfig
 from objsync.signing import VerifyKey

@@ -1,195 +1,286 @@
-"""The planner: a pure function from (listing, cache, local files) to what a pass must do."""
+"""The planner: the sorted listing beside the sorted local files, each path decided as the walk passes it.
+
+Both sides come in the order of their paths (S3 lists keys in UTF-8 byte order, which is the order
+of code points), so a pass holds a handful of paths at a time instead of maps of every file:
+
+- a key listed twice is next to itself;
+- a path stays open until the walk has passed every path that starts with it and "/", so a file
+  that is also a folder ("a/b" and "a/b/c"), and a local file in the way of a fetch (a file where
+  a folder must go, or a folder where a file must go), are met while both are open.
+
+Keys that are not ASCII wait for the end, where Unicode look-alikes are found among them. Fetches
+that need a local path removed first wait for the delete guard, which needs the whole pass's counts.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from itertools import islice
+from typing import Callable, Iterable, Iterator, Mapping
 
-from objsync.deletecap import DEFAULT_DELETE_FLOOR, DEFAULT_MAX_DELETE, default_max_delete, max_delete_count
-from objsync.model import Entry, Fetch, LocalFile, Plan, Rejected, RemoteObject, Verify
+from objsync.model import Entry, Fetch, LocalFile, Plan, Rejected, RemoteObject
 from objsync.paths import (
-    Filter,
     UnsafeKey,
     check_relative,
-    conflicts,
     is_dir_marker,
     is_reserved,
+    nfc,
     normalize_prefix,
-    parents,
 )
-from objsync.s3.etag import is_md5_etag, multipart_parts
+from objsync.pull.decide import Rules, decide, delete_guard
+
+Lookup = Callable[[list[str]], Mapping[str, Entry]]  # the cache's entries for a page of paths
+CHUNK = 1000  # paths looked up in the cache at once: one listing page
 
 
-@dataclass(frozen=True)
-class Rules:
-    """The user's policy for a pass."""
-
-    filter: Filter = field(default_factory=Filter)
-    scratch: bool = False
-    allow_empty: bool = False
-    max_delete: str | None = None  # "N" files or "P%" of the local files; None for the default cap
+class Unsorted(Exception):
+    """A side of the march did not come in the order of its paths."""
 
 
-def plan(listing: Iterable[RemoteObject], prefix: str, state: Mapping[str, Entry],
-         local: Mapping[str, LocalFile], rules: Rules = Rules(), held: frozenset[str] = frozenset()) -> Plan:
-    """Decide every fetch, delete and skip of a pass; no I/O.
+@dataclass(eq=False)
+class _Path:
+    """One path of the pass, with what each side has there and what was met below or above it."""
 
-    `held` names top-level folders whose new version could not be read: they are neither changed nor deleted.
+    rel: str
+    obj: RemoteObject | None = None
+    lf: LocalFile | None = None
+    entry: Entry | None = None
+    twice: RemoteObject | None = None  # a second, different answer for the same key
+    conflict: str = ""  # a key below this one: the file is also a folder
+    twin: str = ""  # the key this one differs from only in Unicode normalization
+    in_way: list[tuple[str, bool]] = field(default_factory=list)  # local files a fetch here must remove: deletable?
+
+    @property
+    def known(self) -> bool:
+        """Listed, mapped and not rejected for a clash: the local file here is never deleted."""
+        return self.obj is not None and not self.conflict and not self.twin
+
+
+class March:
+    """Decides one pass from a sorted listing and the sorted local files, yielding fetches as they are decided.
+
+    `run` yields every fetch that needs no local path removed; then `plan` holds the rest: the fetches
+    that do (after the delete guard), the deletes, what was rejected and skipped, and the counts.
     """
-    prefix = normalize_prefix(prefix)
-    skipped: Counter[str] = Counter()
-    rejected: list[Rejected] = []
-    remote: dict[str, RemoteObject] = {}
-    twice: dict[str, RemoteObject] = {}
-    listed = own = 0
-    for obj in listing:
-        listed += 1
+
+    def __init__(self, prefix: str, lookup: Lookup, rules: Rules = Rules(), held: frozenset[str] = frozenset()):
+        self.prefix, self.lookup, self.rules, self.held = normalize_prefix(prefix), lookup, rules, held
+        self.skipped: Counter[str] = Counter()
+        self.rejected: list[Rejected] = []
+        self.listed = self.own = self.known = self.local = 0
+        self.deletes: list[str] = []
+        self.late: list[tuple[Fetch, list[str]]] = []  # fetches that need local files removed first
+        self.twins: list[_Path] = []  # keys that are not ASCII, decided at the end
+        self._open: list[_Path] = []
+        self._ready: list[Fetch] = []
+        self.plan: Plan | None = None
+
+    def run(self, listing: Iterable[RemoteObject], local: Iterable[tuple[str, LocalFile]]) -> Iterator[Fetch]:
+        """Yield the fetches that can start at once; `self.plan` is set when the generator is exhausted."""
+        for path in _merge(self._with_entries(self._remote(listing)), _ordered(local)):
+            self._visit(path)
+            if self._ready:
+                yield from self._ready
+                self._ready.clear()
+        while self._open:
+            self._close(self._open.pop())
+        self._settle_twins()
+        yield from self._ready
+        self._ready.clear()
+        self.plan = self._finish()
+
+    # -- the listing side ---------------------------------------------------------------------------
+
+    def _remote(self, listing: Iterable[RemoteObject]) -> Iterator[_Path]:
+        """Mapped keys in order, one _Path per key; what cannot be mapped is counted or rejected here."""
+        last, pending = "", None
+        for obj in listing:
+            self.listed += 1
+            if obj.key < last:
+                raise Unsorted(f"the listing came out of order: {obj.key!r} after {last!r}")
+            last = obj.key
+            rel = self._map(obj)
+            if rel is None:
+                continue
+            if pending is not None and pending.rel == rel:
+                if (pending.obj.etag, pending.obj.size) == (obj.etag, obj.size):
+                    self.skipped["listed twice"] += 1  # overlapping pages of one listing: harmless
+                else:
+                    pending.twice = obj
+                continue
+            if pending is not None:
+                yield pending
+            pending = _Path(rel, obj)
+        if pending is not None:
+            yield pending
+
+    def _map(self, obj: RemoteObject) -> str | None:
         if is_dir_marker(obj.key):
-            skipped["folder marker"] += 1
-            continue
-        if not obj.key.startswith(prefix):
-            rejected.append(Rejected(obj.key, f"key is outside the prefix {prefix!r}"))
-            continue
-        rel = obj.key[len(prefix):]
+            self.skipped["folder marker"] += 1
+            return None
+        if not obj.key.startswith(self.prefix):
+            self.rejected.append(Rejected(obj.key, f"key is outside the prefix {self.prefix!r}"))
+            return None
+        rel = obj.key[len(self.prefix):]
         try:
             if is_reserved(rel):
                 # `objsync push` keeps manifests here: never mirrored, but a hostile name is still named.
                 inner = rel.partition("/")[2]
                 if inner:
                     check_relative(inner)
-                own += 1  # never a candidate for the folder, so neither listed nor skipped
-                continue
+                self.own += 1  # never a candidate for the folder, so neither listed nor skipped
+                return None
             check_relative(rel)
         except UnsafeKey as exc:
-            rejected.append(Rejected(obj.key, str(exc)))
-            continue
-        first = remote.get(rel)
-        if first is None:
-            remote[rel] = obj
-        elif (first.etag, first.size) == (obj.etag, obj.size):
-            skipped["listed twice"] += 1  # overlapping pages of one listing: harmless
-        else:
-            twice[rel] = obj
-
-    known = set(remote)  # every safely mapped key, selected or not: never deleted locally
-    for rel, obj in twice.items():
-        # Two answers for one name: neither can be trusted, and the local file stays as it is.
-        remote.pop(rel, None)
-        rejected.append(Rejected(obj.key, "listed twice with different ETags or sizes; the local file was kept"))
-    for rel, c in conflicts(remote).items():
-        other = remote[c.other].key
-        reason = (f"differs from {other!r} only in Unicode normalization" if c.unicode
-                  else f"is both a file and a folder (another key is {other!r})")
-        rejected.append(Rejected(remote.pop(rel).key, reason))
-        known.discard(rel)
-
-    fetches: list[Fetch] = []
-    for rel, obj in remote.items():
-        if held and rel.partition("/")[0] in held:
-            skipped["held"] += 1
-            continue
-        if not rules.filter.selects(rel):
-            skipped["excluded"] += 1
-            continue
-        fetch = _decide(rel, obj, state.get(rel), local.get(rel), rules.scratch)
-        if fetch is None:
-            skipped["up to date"] += 1
-        else:
-            fetches.append(fetch)
-
-    deletes = sorted(rel for rel in local if rel not in known and not is_reserved(rel)
-                     and rules.filter.selects(rel) and not (held and rel.partition("/")[0] in held))
-    fetches, displaced, blocked = _clear_the_way(fetches, deletes, local)
-    rejected.extend(blocked)
-    displaced_set = set(displaced)
-    deletes = [rel for rel in deletes if rel not in displaced_set]
-    why = _delete_guard(len(deletes) + len(displaced), len(known), len(local), rules)
-    if why:
-        # Nothing may be deleted, including files that fetches would have pushed aside.
-        held = [f for f in fetches if _needs(f, displaced_set)]
-        rejected.extend(Rejected(f.key, "a local path in the way would need deleting, and deletes "
-                                        "are held back this pass") for f in held)
-        fetches = [f for f in fetches if not _needs(f, displaced_set)]
-        displaced, deletes = [], []
-    return Plan(listed - own, tuple(fetches), tuple(deletes), tuple(displaced), tuple(rejected),
-                dict(skipped), why)
-
-
-def _decide(rel: str, obj: RemoteObject, entry: Entry | None, lf: LocalFile | None,
-            scratch: bool) -> Fetch | None:
-    def fetch(reason: str, verify: Verify | None = None, expect: str = "") -> Fetch:
-        return Fetch(obj.key, rel, obj.etag, obj.size, obj.mtime_ns, reason, verify, expect, obj.version_id, obj.md5,
-                     obj.sha256, obj.pack)
-
-    if scratch:
-        return fetch("scratch")
-    if lf is None:
-        return fetch("new" if entry is None else "missing locally")
-    if lf.is_link:
-        return fetch("a symlink is in the way")
-    if entry is not None and entry.etag == obj.etag and entry.size == obj.size:
-        if lf.size == entry.size and lf.mtime_ns == entry.mtime_ns:
+            self.rejected.append(Rejected(obj.key, str(exc)))
             return None
-        if lf.size == entry.size:
-            # Touched but maybe not changed: hashing the local file is cheaper than a download.
-            return fetch("changed locally", Verify.XXH3, entry.xxh3)
-        return fetch("changed locally")
-    reason = "changed in bucket" if entry is not None else "not in cache"
-    if lf.size != obj.size:
-        return fetch(reason)
-    if is_md5_etag(obj.etag):
-        return fetch(reason, Verify.MD5)
-    if multipart_parts(obj.etag):
-        return fetch(reason, Verify.MULTIPART)
-    return fetch(reason)
+        return rel
+
+    def _with_entries(self, paths: Iterator[_Path]) -> Iterator[_Path]:
+        """The same paths, each with the cache's entry, looked up a page at a time."""
+        while chunk := list(islice(paths, CHUNK)):
+            entries = self.lookup([p.rel for p in chunk])
+            for p in chunk:
+                p.entry = entries.get(p.rel)
+                yield p
+
+    # -- the walk ------------------------------------------------------------------------------------
+
+    def _visit(self, path: _Path) -> None:
+        """Close the open paths the walk has passed, note what `path` means to those still open, and open it."""
+        rel = path.rel
+        while self._open and not _within(rel, self._open[-1].rel):
+            self._close(self._open.pop())
+        for above in self._open:
+            if not rel.startswith(above.rel + "/"):
+                continue
+            # A key listed twice differently is kept out of every clash, as it is out of the folder.
+            if path.obj is not None and above.obj is not None and not above.conflict and not (path.twice or above.twice):
+                above.conflict = path.obj.key
+            if path.lf is not None and above.obj is not None:
+                # A local folder where a file is to go: its files are in the way.
+                above.in_way.append((rel, path.obj is None and self._deletable(rel)))
+            if above.lf is not None and path.obj is not None:
+                # A local file where a folder is to go. Its own key, if any, was just found to clash.
+                path.in_way.append((above.rel, not above.known and self._deletable(above.rel)))
+        self._open.append(path)
+
+    def _close(self, path: _Path) -> None:
+        if path.obj is not None and path.twice is None and not path.rel.isascii():
+            self.twins.append(path)  # a look-alike may still come
+            return
+        self._decide(path)
+
+    def _settle_twins(self) -> None:
+        by_form: dict[str, list[_Path]] = {}
+        for path in self.twins:
+            by_form.setdefault(nfc(path.rel), []).append(path)
+        for form, same in by_form.items():
+            rels = [p.rel for p in same]
+            keep = form if form in rels else min(rels)
+            kept = next(p.obj.key for p in same if p.rel == keep)
+            for path in sorted(same, key=lambda p: p.rel):
+                if path.rel != keep and not path.conflict:
+                    path.twin = kept
+                self._decide(path)
+
+    def _decide(self, path: _Path) -> None:
+        """What the pass does at one path: fetch, reject, delete, or nothing."""
+        rel, obj = path.rel, path.obj
+        if path.lf is not None:
+            self.local += 1
+        if path.known:
+            self.known += 1
+        elif path.lf is not None and self._deletable(rel):
+            self.deletes.append(rel)
+        if obj is None:
+            return
+        if path.conflict:
+            self.rejected.append(Rejected(obj.key, f"is both a file and a folder (another key is {path.conflict!r})"))
+        elif path.twin:
+            self.rejected.append(Rejected(obj.key, f"differs from {path.twin!r} only in Unicode normalization"))
+        elif path.twice is not None:
+            # Two answers for one name: neither can be trusted, and the local file stays as it is.
+            self.rejected.append(Rejected(path.twice.key, "listed twice with different ETags or sizes; the local "
+                                                          "file was kept"))
+        elif self._held(rel):
+            self.skipped["held"] += 1
+        elif not self.rules.filter.selects(rel):
+            self.skipped["excluded"] += 1
+        else:
+            fetch = decide(rel, obj, path.entry, path.lf, self.rules.scratch)
+            if fetch is None:
+                self.skipped["up to date"] += 1
+            elif not path.in_way:
+                self._ready.append(fetch)
+            else:
+                stuck = [p for p, deletable in path.in_way if not deletable]
+                if stuck:
+                    self.rejected.append(Rejected(fetch.key, f"the local path {stuck[0]!r} is in the way and is "
+                                                             f"not ours to remove (excluded or kept)"))
+                else:
+                    self.late.append((fetch, [p for p, _ in path.in_way]))
+
+    def _deletable(self, rel: str) -> bool:
+        """Whether a local file at `rel` may go, if nothing listed claims it."""
+        return not is_reserved(rel) and self.rules.filter.selects(rel) and not self._held(rel)
+
+    def _held(self, rel: str) -> bool:
+        return bool(self.held) and rel.partition("/")[0] in self.held
+
+    def _finish(self) -> Plan:
+        displaced = sorted({p for _, in_way in self.late for p in in_way})
+        gone = set(displaced)
+        deletes = sorted(rel for rel in self.deletes if rel not in gone)
+        late = [f for f, _ in self.late]
+        why = delete_guard(len(deletes) + len(displaced), self.known, self.local, self.rules)
+        if why:
+            # Nothing may be deleted, including files that fetches would have pushed aside.
+            self.rejected.extend(Rejected(f.key, "a local path in the way would need deleting, and deletes "
+                                                 "are held back this pass") for f in late)
+            late, displaced, deletes = [], [], []
+        return Plan(self.listed - self.own, tuple(late), tuple(deletes), tuple(displaced), tuple(self.rejected),
+                    dict(self.skipped), why)
 
 
-def _clear_the_way(fetches: list[Fetch], deletes: list[str], local: Mapping[str, LocalFile]):
-    """Find local files that stand where a fetch must go: ones due for deletion move aside first."""
-    if not fetches:
-        return fetches, [], []
-    deletable = set(deletes)
-    local_dirs = {p for rel in local for p in parents(rel)}
-    kept: list[Fetch] = []
-    displaced: set[str] = set()
-    blocked: list[Rejected] = []
-    for f in fetches:
-        in_way = [p for p in parents(f.rel) if p in local]
-        if f.rel in local_dirs:
-            in_way += [rel for rel in local if rel.startswith(f.rel + "/")]
-        stuck = [p for p in in_way if p not in deletable]
-        if stuck:
-            blocked.append(Rejected(f.key, f"the local path {stuck[0]!r} is in the way and is not "
-                                           f"ours to remove (excluded or kept)"))
-            continue
-        displaced.update(in_way)
-        kept.append(f)
-    return kept, sorted(displaced), blocked
+def _within(rel: str, above: str) -> bool:
+    """Whether the walk, now at `rel`, may still meet paths below `above` (it has not passed `above/`)."""
+    return rel < above + "/" or rel.startswith(above + "/")
 
 
-def _needs(fetch: Fetch, displaced: set[str]) -> bool:
-    return any(p in displaced for p in parents(fetch.rel)) or any(
-        d.startswith(fetch.rel + "/") for d in displaced)
+def _ordered(local: Iterable[tuple[str, LocalFile]]) -> Iterator[tuple[str, LocalFile]]:
+    last = None
+    for rel, lf in local:
+        if last is not None and rel <= last:
+            raise Unsorted(f"local files came out of order: {rel!r} after {last!r}")
+        last = rel
+        yield rel, lf
 
 
-def _delete_guard(n_delete: int, n_remote: int, n_local: int, rules: Rules) -> str | None:
-    if not n_delete:
-        return None
-    if n_remote == 0 and not rules.allow_empty:
-        return (f"the listing is empty but {n_local} local files exist, so nothing was deleted; "
-                f"check the prefix and permissions, or pass --allow-empty if the prefix was emptied on purpose")
-    if rules.max_delete is None:
-        if n_remote == 0:
-            return None  # --allow-empty already says that every local file may go
-        cap = default_max_delete(n_local)
-    else:
-        cap = max_delete_count(rules.max_delete, n_local)
-    if n_delete <= cap:
-        return None
-    if rules.max_delete is None:
-        return (f"{n_delete} deletes exceed the default --max-delete ({DEFAULT_MAX_DELETE} of the local files, "
-                f"at least {DEFAULT_DELETE_FLOOR}: {cap} of {n_local}), so nothing was deleted; check the prefix, "
-                f"or pass --max-delete 100% if this is intended")
-    return (f"{n_delete} deletes exceed --max-delete {rules.max_delete} ({cap} of {n_local} local files), so "
-            f"nothing was deleted; check the prefix, or raise --max-delete if this is intended")
+def _merge(remote: Iterator[_Path], local: Iterator[tuple[str, LocalFile]]) -> Iterator[_Path]:
+    """One _Path per path of either side, in order."""
+    r, loc = next(remote, None), next(local, None)
+    while r is not None or loc is not None:
+        if loc is None or (r is not None and r.rel < loc[0]):
+            yield r
+            r = next(remote, None)
+        elif r is None or loc[0] < r.rel:
+            yield _Path(loc[0], lf=loc[1])
+            loc = next(local, None)
+        else:
+            r.lf = loc[1]
+            yield r
+            r, loc = next(remote, None), next(local, None)
+
+
+def plan(listing: Iterable[RemoteObject], prefix: str, state: Mapping[str, Entry],
+         local: Mapping[str, LocalFile], rules: Rules = Rules(), held: frozenset[str] = frozenset()) -> Plan:
+    """The whole plan of a pass from listings in any order, sorted here; no I/O.
+
+    `held` names top-level folders whose new version could not be read: they are neither changed nor deleted.
+    """
+    march = March(prefix, lambda rels: {r: state[r] for r in rels if r in state}, rules, held)
+    ready = list(march.run(sorted(listing, key=lambda o: o.key), sorted(local.items())))
+    p = march.plan
+    return replace(p, fetches=tuple(ready) + p.fetches)

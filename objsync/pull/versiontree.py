@@ -24,7 +24,7 @@ from objsync.pull.listing import View
 from objsync.pull.local import scan_tree, walk_tree
 from objsync.pull.packs import PackedFetcher
 from objsync.pull.pipeline import pull_pass
-from objsync.pull.plan import Rules
+from objsync.pull.decide import Rules
 from objsync.pull.pool import Pool, PoolConfig
 from objsync.pull.publish import Finished, Placed
 from objsync.pull.snapshot import link_tree

@@ -22,7 +22,7 @@ from objsync.paths import STATE_DIR
 from objsync.pull import localfs
 from objsync.pull.config import PullConfig
 from objsync.pull.fetch import WriteOptions, run_batch
-from objsync.pull.plan import Rules
+from objsync.pull.decide import Rules
 from objsync.pull.pool import PoolConfig, batches
 from objsync.pull.session import Session
 from objsync.pull.state import State

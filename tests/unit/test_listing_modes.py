@@ -9,7 +9,7 @@ from objsync.layout import manifest_key
 from objsync.model import Kind, Mode
 from objsync.paths import Filter
 from objsync.pull import pipeline
-from objsync.pull.plan import Rules
+from objsync.pull.decide import Rules
 
 MANIFESTS = "dags/.objsync/manifests/"
 

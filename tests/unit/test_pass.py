@@ -14,7 +14,7 @@ from support.memory_bucket import MemoryBucket, Request
 from support.pulls import open_rig, publish
 
 from objsync.model import Kind, Mode
-from objsync.pull.plan import Rules
+from objsync.pull.decide import Rules
 
 
 def test_a_pass_mirrors_the_prefix_and_the_next_one_reads_nothing(tmp_path):

@@ -1,7 +1,8 @@
 from objsync.deletecap import default_max_delete, max_delete_count
 from objsync.model import Entry, LocalFile, RemoteObject
 from objsync.paths import Filter
-from objsync.pull.plan import Rules, plan
+from objsync.pull.decide import Rules
+from objsync.pull.plan import plan
 
 MD5 = "0123456789abcdef0123456789abcdef"
 MULTI = "0123456789abcdef0123456789abcdef-3"
