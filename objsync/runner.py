@@ -29,8 +29,7 @@ def run_pull(cfg: PullConfig, daemon: DaemonConfig, *, as_json: bool = False) ->
 
                 return serve(session, daemon, signals)
             progress = Progress() if sys.stderr.isatty() and not as_json else None
-            report = session.run_pass(signals.stop, on_plan=progress.plan if progress else None,
-                                      on_results=progress.update if progress else None)
+            report = session.run_pass(signals.stop, on_results=progress.update if progress else None)
             if progress:
                 progress.close()
     except SessionError as exc:
@@ -59,20 +58,17 @@ def exit_status(report: PassReport, received: int | None) -> int:
 
 
 class Progress:
-    """A progress bar on the terminal for `--once`."""
+    """A progress bar on the terminal for `--once`: files done, as the plan is still being made."""
 
     def __init__(self) -> None:
         self._bar = None
 
-    def plan(self, p: Plan) -> None:
-        from tqdm import tqdm
-
-        if p.fetches:
-            self._bar = tqdm(total=len(p.fetches), unit="file", desc="objsync", leave=False, file=sys.stderr)
-
     def update(self, results: Sequence[FetchResult]) -> None:
-        if self._bar is not None:
-            self._bar.update(len(results))
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(unit="file", desc="objsync", leave=False, file=sys.stderr)
+        self._bar.update(len(results))
 
     def close(self) -> None:
         if self._bar is not None:

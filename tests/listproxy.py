@@ -13,7 +13,7 @@ import http.client
 import re
 from collections import Counter
 from http.server import BaseHTTPRequestHandler
-from urllib.parse import parse_qs, quote, unquote_to_bytes, urlsplit
+from urllib.parse import parse_qs, quote, unquote_plus, unquote_to_bytes, urlsplit
 
 from faultproxy import HttpProxy
 
@@ -76,6 +76,11 @@ class ListProxy(HttpProxy):
             f"<Contents><Key>{key}</Key><LastModified>2026-01-02T03:04:05.000Z</LastModified>"
             f"<ETag>&quot;{hashlib.md5(body).hexdigest()}&quot;</ETag><Size>{len(body)}</Size>"
             f"<StorageClass>STANDARD</StorageClass></Contents>" for key, body in self.extra.items())
-        xml = xml.replace(b"</ListBucketResult>", entries.encode() + b"</ListBucketResult>")
+        # In key order among the server's own, as S3 lists: objsync plans a listing as it streams in.
+        blocks = re.findall(rb"<Contents>.*?</Contents>", xml, re.S) + re.findall(rb"<Contents>.*?</Contents>",
+                                                                                   entries.encode(), re.S)
+        blocks.sort(key=lambda b: unquote_plus(re.search(rb"<Key>(.*?)</Key>", b, re.S).group(1).decode()))
+        xml = re.sub(rb"<Contents>.*?</Contents>", b"", xml, flags=re.S)
+        xml = xml.replace(b"</ListBucketResult>", b"".join(blocks) + b"</ListBucketResult>")
         return re.sub(rb"<KeyCount>(\d+)</KeyCount>",
                       lambda m: b"<KeyCount>%d</KeyCount>" % (int(m.group(1)) + len(self.extra)), xml)

@@ -223,3 +223,42 @@ def test_a_level_listing_that_needs_a_folder_stops_once_it_has_passed_it(
             assert folders == ["p/-early/", "p/.objsync/"] and len(objects) == 5 and counting.requests == 1 + 4
     finally:
         counting.close()
+
+
+class _FailsOnce(FaultProxy):
+    """Answers request number `nth` (1-based) with a 500, and forwards every other one."""
+
+    def __init__(self, upstream, nth: int) -> None:
+        self.nth = nth
+        super().__init__(upstream, rate=0.0)
+
+    def _choose(self, carries_object: bool) -> str | None:
+        super()._choose(carries_object)
+        if self.requests == self.nth:
+            self.injected["500"] += 1
+            return "500"
+        return None
+
+
+def test_a_listing_read_page_by_page_goes_on_through_boto3_from_the_page_that_failed(
+        seaweed, s3_client, bucket, aws_env, monkeypatch):
+    monkeypatch.setattr(fast, "PAGE_KEYS", 2)
+    put(s3_client, bucket, {f"p/k{i}.py": b"%d" % i for i in range(5)})
+    host, port = seaweed.endpoint_url.rsplit("//", 1)[1].split(":")
+    with Bucket(RemoteConfig(endpoint_url=seaweed.endpoint_url), bucket) as lister:
+        pages = lister.pages("p/")
+        keys = [o.key for o in pages]
+        assert keys == [f"p/k{i}.py" for i in range(5)] and lister.fallbacks == 0
+        assert pages.fingerprint == lister.list_changed("p/")[1] and lister.unchanged("p/", pages.fingerprint)
+        s3_client.put_object(Bucket=bucket, Key="p/k3.py", Body=b"changed")
+        assert not lister.unchanged("p/", pages.fingerprint)
+
+    faulty = _FailsOnce((host, int(port)), nth=2)  # the second page
+    try:
+        with Bucket(RemoteConfig(endpoint_url=faulty.url), bucket) as lister:
+            pages = lister.pages("p/")
+            assert [o.key for o in pages] == keys  # each object once, in order
+            assert lister.fallbacks == 1 and faulty.injected["500"] == 1
+            assert pages.fingerprint == ""  # a page without its bytes: the next poll lists in full
+    finally:
+        faulty.close()

@@ -66,14 +66,14 @@ def test_a_failed_fetch_holds_back_every_delete_and_never_enters_the_cache(
     remote = Bucket(cfg.remote, bucket)
     opts = WriteOptions(str(localfs.tmp_dir(dest)), bucket)
     (dest / "stray.py").write_bytes(b"stray")
-    real_list = remote.list_changed
+    real_page = remote.page
 
-    def list_then_overwrite(prefix, known=""):
-        listing = real_list(prefix, known)
+    def list_then_overwrite(prefix, token):
+        page = real_page(prefix, token)
         put(s3_client, bucket, {"p/a.py": b"v2 written after the listing"})  # the race, made certain
-        return listing
+        return page
 
-    monkeypatch.setattr(remote, "list_changed", list_then_overwrite)
+    monkeypatch.setattr(remote, "page", list_then_overwrite)
     with State.open(localfs.state_dir(dest) / "cache", cfg.identity) as state, Pool(cfg.remote, opts, cfg.pool) as pool:
         session = Session(cfg, remote, state, pool)
         report = session.run_pass()
@@ -81,7 +81,7 @@ def test_a_failed_fetch_holds_back_every_delete_and_never_enters_the_cache(
         assert report.transfer_failed and report.deleted == 0
         assert (dest / "stray.py").exists()
         assert "a.py" not in state.entries and "b.py" in state.entries
-        monkeypatch.setattr(remote, "list_changed", real_list)
+        monkeypatch.setattr(remote, "page", real_page)
         report = session.run_pass()
         assert report.ok and report.deleted == 1
     assert tree(dest) == {"a.py": b"v2 written after the listing", "b.py": b"b"}

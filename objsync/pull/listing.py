@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Mapping, Protocol, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Protocol, Sequence
 
 import xxhash
 
@@ -26,6 +26,8 @@ from objsync.paths import normalize_prefix
 from objsync.pull.config import DEFAULT_RESCAN
 from objsync.pull.state import CacheCorrupt
 from objsync.s3.bucket import Bucket
+from objsync.s3.errors import describe_error
+from objsync.s3.pages import Pages
 
 
 class LocalTree(Protocol):
@@ -44,8 +46,8 @@ class LocalTree(Protocol):
 class View:
     """What one pass plans from: one listing of the prefix and the local files."""
 
-    listing: Sequence[RemoteObject] = ()
-    local: Mapping[str, LocalFile] = field(default_factory=dict)
+    listing: Iterable[RemoteObject] = ()  # in key order; in LIST mode, read as it is iterated (once)
+    local: Iterable[tuple[str, LocalFile]] = ()  # in path order; in LIST mode, walked as it is iterated (once)
     problems: tuple[Problem, ...] = ()  # met while building the view
     listed: int = 0
     mode: Mode = Mode.LIST
@@ -73,6 +75,9 @@ class Strategy(Protocol):
     def view_of(self, listing: Sequence[RemoteObject]) -> View | None:
         """The view from a LIST of the whole prefix, or None when it holds no manifest (nor pin)."""
 
+    def present(self) -> bool:
+        """Whether manifest mode is due: manifests are published under the prefix, or required."""
+
     def leave(self) -> None:
         """Forget what manifest mode had applied."""
 
@@ -93,6 +98,7 @@ class Quiet:
 
 
 _SAVED = "list:quiet"  # the memo that keeps a clean LIST-mode pass's fingerprint across restarts
+_UNSORTED = "list:unsorted"  # the bucket was seen to list out of order
 
 
 class Memos(Protocol):
@@ -108,11 +114,15 @@ class Memos(Protocol):
     def drop_memo(self, name: str) -> None: ...
 
 
-@dataclass(frozen=True)
+@dataclass
 class ListMemo:
-    """The fingerprint of a LIST-mode view's listing, kept by `settle` if the pass ends clean."""
+    """The fingerprint of a LIST-mode view's listing, known once it is read; kept by `settle` if the pass ends clean."""
 
-    fingerprint: str
+    fingerprint: str | None = None
+
+
+class ListingFailed(Exception):
+    """The listing broke off while it was being read, or came out of order; the message says which."""
 
 
 class Listing:
@@ -129,19 +139,28 @@ class Listing:
         # `rules`: what else the plan depends on; a fingerprint kept under other rules is not used.
         self.saved, self.selects, self.rules = saved, selects, rules
         self.quiet: Quiet | None = self._load()
+        # S3 Express directory buckets do not list in key order, nor does a server once seen not to: such a
+        # listing is read whole and sorted before it is planned.
+        self.unsorted = bucket.name.endswith("--x-s3") or (saved is not None and _UNSORTED in saved.memos)
 
     def view(self) -> View:
-        """The listing and local files of the next pass; raises when the bucket cannot be listed."""
+        """The listing and local files of the next pass; raises when the bucket cannot be listed.
+
+        In LIST mode the listing is read as the plan goes, a page at a time, and the local files are
+        walked beside it: neither is held whole. A break in it raises ListingFailed to the planner.
+        """
         # A process starts by looking for manifests: with them, a cold start needs no LIST of every object.
+        looked = False
         if self.manifest_mode or (self.first and self.manifests is not None):
             self.first = False
             found = self.manifests.view()
             if found is not None:
                 self.manifest_mode, self.quiet = True, None
                 return found
+            looked = True  # no manifest now: this pass lists
         q = self.quiet
-        listing, fingerprint = self.bucket.list_changed(self.prefix, q.fingerprint if q is not None else "")
-        if listing is None:  # the listing of the last clean pass, so without manifests
+        if q is not None and self.bucket.unchanged(self.prefix, q.fingerprint):
+            # The listing of the last clean pass, so without manifests.
             if self.clock() - q.scanned_at < self.rescan_every:
                 return View(problems=q.problems, listed=q.listed, unchanged=True)
             # One file at a time: a quiet rescan of a large folder holds no map of it.
@@ -149,18 +168,45 @@ class Listing:
                 self.quiet = replace(q, scanned_at=self.clock())
                 return View(problems=q.problems, listed=q.listed, unchanged=True, rescan=True)
             # Local files are not what the cache recorded: plan from the listing, read again.
-            listing, fingerprint = self.bucket.list_changed(self.prefix, "")
         self.quiet = None
-        if self.manifests is not None:
-            found = self.manifests.view_of(listing)
+        if self.manifest_mode:
+            self.manifests.leave()
+            self.manifest_mode = False
+        memo = ListMemo()
+        if self.manifests is not None and not looked and self.manifests.present():
+            objects, memo.fingerprint = self.bucket.list_changed(self.prefix, "")
+            found = self.manifests.view_of(objects)
             if found is not None:
-                self.manifest_mode, self.quiet = True, None
+                self.manifest_mode = True
                 self._save(None)
                 return found
-            if self.manifest_mode:
-                self.manifests.leave()
-            self.manifest_mode = False
-        return View(listing, self.tree.scan_all(), listed=len(listing), rescan=True, memo=ListMemo(fingerprint))
+            listing: Iterable[RemoteObject] = sorted(objects, key=_key)
+        elif self.unsorted:
+            objects, memo.fingerprint = self.bucket.list_changed(self.prefix, "")
+            listing = sorted(objects, key=_key)
+        else:
+            listing = self._streamed(self.bucket.pages(self.prefix), memo)
+        return View(listing, self.tree.walk_all(), rescan=True, memo=memo)
+
+    def _streamed(self, pages: Pages, memo: ListMemo) -> Iterator[RemoteObject]:
+        """The listing as it is read. A server that lists out of order is, from the next pass, listed whole and sorted."""
+        found, last = iter(pages), ""
+        while True:
+            try:
+                obj = next(found, None)
+            except Exception as exc:
+                raise ListingFailed(f"listing broke off: {describe_error(exc)}") from exc
+            if obj is None:
+                break
+            if obj.key < last:
+                self.unsorted = True
+                if self.saved is not None:
+                    self.saved.put_memo(_UNSORTED, "1")
+                raise ListingFailed(f"the bucket listed {obj.key!r} after {last!r}, out of order; from the next "
+                                    f"pass the whole listing is read and sorted before it is planned")
+            last = obj.key
+            yield obj
+        memo.fingerprint = pages.fingerprint
 
     def settle(self, view: View, p: Plan | None, problems: Sequence[Problem], interrupted: bool) -> None:
         """Record what the pass did, so that the next one can skip what is already in place."""
@@ -168,7 +214,7 @@ class Listing:
             self.manifests.settle(view, p, problems, interrupted)
         elif isinstance(view.memo, ListMemo):
             # Only a pass that left the folder as the listing says lets the next identical listing skip the plan.
-            clean = not interrupted and (p is None or not p.delete_blocked)
+            clean = not interrupted and (p is None or not p.delete_blocked) and view.memo.fingerprint is not None
             clean = clean and all(x.kind == Kind.REJECTED for x in problems)
             listed = p.listed if p is not None else view.listed  # what the plan counted: objsync's own keys aside
             self.quiet = Quiet(view.memo.fingerprint, listed, tuple(problems), self.clock()) if clean else None
@@ -204,6 +250,10 @@ class Listing:
         text = f"{self.rules}\n{q.fingerprint}\n{q.listed}"
         if self.saved.memos.get(_SAVED) != text:
             self.saved.put_memo(_SAVED, text)
+
+
+def _key(obj: RemoteObject) -> str:
+    return obj.key
 
 
 def matches_cache(cached: Iterable[tuple[str, Entry]], local: Iterable[tuple[str, LocalFile]],

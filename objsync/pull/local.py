@@ -16,32 +16,49 @@ def scan_tree(path: str, rel_prefix: str = "") -> dict[str, LocalFile]:
 
 
 def walk_tree(path: str, rel_prefix: str = "") -> Iterator[tuple[str, LocalFile]]:
-    """Each file and symlink below the folder `path` as it is found: (`rel_prefix + relative path`, LocalFile).
+    """Each file and symlink below the folder `path`, in the order of their paths, as a sorted listing has them.
 
-    Symlinked folders are listed as links and never entered. Only the root's own `.objsync` is
-    skipped; deeper down it is an ordinary name. Entries that vanish during the scan (Airflow writes
-    and removes `__pycache__` files all the time) are left out.
+    Yields (`rel_prefix + relative path`, LocalFile). Symlinked folders are listed as links and never
+    entered. Only the root's own `.objsync` is skipped; deeper down it is an ordinary name. Entries
+    that vanish during the scan (Airflow writes and removes `__pycache__` files all the time) are
+    left out. One folder's names are held at a time, never the tree's.
     """
-    stack = [(rel_prefix, path)]
+    stack = [(path, rel_prefix, iter(_names(path)))]
     while stack:
-        rel_dir, abs_dir = stack.pop()
+        abs_dir, rel_dir, names = stack[-1]
+        name = next(names, None)
+        if name is None:
+            stack.pop()
+            continue
+        name = name.removesuffix("/")
+        rel = rel_dir + name
+        if rel == STATE_DIR:
+            continue
+        full = os.path.join(abs_dir, name)
         try:
-            entries = os.scandir(abs_dir)
+            st = os.lstat(full)
         except (FileNotFoundError, NotADirectoryError):
             continue
-        with entries:
-            for entry in entries:
-                rel = rel_dir + entry.name
-                if rel == STATE_DIR:
-                    continue
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append((rel + "/", entry.path))
-                elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
-                    yield rel, LocalFile(st.st_size, st.st_mtime_ns, stat.S_ISLNK(st.st_mode))
+        if stat.S_ISDIR(st.st_mode):
+            stack.append((full, rel + "/", iter(_names(full))))
+        elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+            yield rel, LocalFile(st.st_size, st.st_mtime_ns, stat.S_ISLNK(st.st_mode))
+
+
+def _names(folder: str) -> list[str]:
+    """A folder's names in path order: a sub-folder sorts as its name and "/", as its files' paths do."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(e.name + "/" if _is_dir(e) else e.name for e in entries)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def scan_below(root: str, top: str) -> dict[str, LocalFile]:

@@ -130,6 +130,10 @@ class ManifestMode:
             plain, plain_names = survey(self.bucket, self.prefix, names)
         return self._build(manifests, plain, plain_names, problems, rescan=rescan)
 
+    def present(self) -> bool:
+        """Whether manifest mode is due: pins or keys require it, or the manifests' folder holds any."""
+        return bool(self.pins or self.keys) or bool(self.bucket.list(self.prefix + MANIFESTS))
+
     def view_of(self, listing: Sequence[RemoteObject]) -> View | None:
         folder = self.prefix + MANIFESTS
         manifests, problems = manifest_names([o for o in listing if o.key.startswith(folder)], folder)
@@ -206,7 +210,9 @@ class ManifestMode:
             plain_names = m.plain or frozenset()
         listing = manifest_listing(self.prefix, versions) + plain
         memo = Memo(incoming, names, plain_names, rescan, len(listing), refused, unsigned)
-        return View(listing, local, tuple(problems), len(listing), Mode.MANIFEST, held=frozenset(held),
+        # The planner walks both sides in path order.
+        listing.sort(key=lambda o: o.key)
+        return View(listing, sorted(local.items()), tuple(problems), len(listing), Mode.MANIFEST, held=frozenset(held),
                     labels=_labels(versions), memo=memo)
 
     # -- after the pass ---------------------------------------------------------------------------

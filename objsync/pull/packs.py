@@ -17,7 +17,7 @@ import os
 import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from objsync.model import Action, Fetch, FetchResult, Job
 from objsync.pack import Pack, PackError, ranges, unpack
@@ -41,21 +41,26 @@ class PackedFetcher:
     def __init__(self, fetcher, bucket: Bucket, opts: WriteOptions) -> None:
         self.fetcher, self.bucket, self.opts = fetcher, bucket, opts
 
-    def run(self, jobs: Sequence[Job], stop: threading.Event | None = None) -> Iterator[list[FetchResult]]:
-        if not any(job.fetch.pack is not None for job in jobs):
-            yield from self.fetcher.run(jobs, stop)  # as they came: made one at a time, never listed twice
-            return
+    def run(self, jobs: Iterable[Job], stop: threading.Event | None = None) -> Iterator[list[FetchResult]]:
         by_pack: dict[str, list[Job]] = defaultdict(list)
-        rest: list[Job] = []
-        for job in jobs:
-            (by_pack[job.fetch.pack.key] if job.fetch.pack is not None else rest).append(job)
+
+        def plain() -> Iterator[Job]:
+            # Files without a pack go on as they come; the others wait until their packs' shares are known.
+            for job in jobs:
+                if job.fetch.pack is None:
+                    yield job
+                else:
+                    by_pack[job.fetch.pack.key].append(job)
+
+        yield from self.fetcher.run(plain(), stop)
         packed: list[Job] = []
+        rest: list[Job] = []
         for group in by_pack.values():
             if len(group) >= SHARE * group[0].fetch.pack.pack.files:
                 packed += group
             else:
                 rest += group
-        if packed:
+        if packed and not (stop is not None and stop.is_set()):
             yield self._read_packed(packed, stop)
         if rest and not (stop is not None and stop.is_set()):
             yield from self.fetcher.run(rest, stop)

@@ -229,6 +229,10 @@ class March:
     def _held(self, rel: str) -> bool:
         return bool(self.held) and rel.partition("/")[0] in self.held
 
+    def partial(self) -> Plan:
+        """What is known of a plan whose walk stopped part-way: nothing in it may be deleted."""
+        return Plan(self.listed - self.own, (), (), (), tuple(self.rejected), dict(self.skipped), None)
+
     def _finish(self) -> Plan:
         displaced = sorted({p for _, in_way in self.late for p in in_way})
         gone = set(displaced)
@@ -274,6 +278,28 @@ def _merge(remote: Iterator[_Path], local: Iterator[tuple[str, LocalFile]]) -> I
             r, loc = next(remote, None), next(local, None)
 
 
+class Planned:
+    """A plan in the making: `ready` yields fetches as they are decided; `plan` holds the rest once it is exhausted."""
+
+    def __init__(self, march: March, listing: Iterable[RemoteObject], local: Iterable[tuple[str, LocalFile]]) -> None:
+        self._march = march
+        self._whole: Plan | None = None
+        self.ready: Iterator[Fetch] = march.run(listing, local)
+
+    @property
+    def plan(self) -> Plan:
+        """The plan's rest (or all of it, after `whole`); before `ready` is exhausted, what is known, with no deletes."""
+        return self._whole or self._march.plan or self._march.partial()
+
+    def whole(self) -> Plan:
+        """Every fetch in one Plan, for what needs them all before it starts (a snapshot, a version, a dry run)."""
+        if self._whole is None:
+            ready = tuple(self.ready)
+            rest = self._march.plan
+            self._whole = replace(rest, fetches=ready + rest.fetches)
+        return self._whole
+
+
 def plan(listing: Iterable[RemoteObject], prefix: str, state: Mapping[str, Entry],
          local: Mapping[str, LocalFile], rules: Rules = Rules(), held: frozenset[str] = frozenset()) -> Plan:
     """The whole plan of a pass from listings in any order, sorted here; no I/O.
@@ -281,6 +307,4 @@ def plan(listing: Iterable[RemoteObject], prefix: str, state: Mapping[str, Entry
     `held` names top-level folders whose new version could not be read: they are neither changed nor deleted.
     """
     march = March(prefix, lambda rels: {r: state[r] for r in rels if r in state}, rules, held)
-    ready = list(march.run(sorted(listing, key=lambda o: o.key), sorted(local.items())))
-    p = march.plan
-    return replace(p, fetches=tuple(ready) + p.fetches)
+    return Planned(march, sorted(listing, key=lambda o: o.key), sorted(local.items())).whole()

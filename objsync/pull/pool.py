@@ -10,6 +10,7 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from itertools import chain, islice
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 from objsync.model import FetchResult, Job
@@ -208,17 +209,27 @@ class Pool:
         finally:
             self._spare.put(worker)
 
-    def run(self, jobs: Sequence[Job], stop: threading.Event | None = None) -> Iterator[list[FetchResult]]:
-        """Run jobs; yield each batch's results as it completes.
+    def run(self, jobs: Iterable[Job], stop: threading.Event | None = None) -> Iterator[list[FetchResult]]:
+        """Run jobs, taken as they come; yield each batch's results as it completes.
 
         Once `stop` is set no new batch starts; running ones get `STOP_GRACE` seconds to finish.
         Then worker processes are killed (the coordinator's next clean-up removes their temp
         files), and in-process lanes drop the transfers still running.
         """
-        if not jobs:
+        jobs = iter(jobs)
+        head = list(islice(jobs, self.cfg.inline_max + 1))
+        if not head:
             return
-        groups = batches(jobs, self.cfg.batch_files, self.cfg.batch_bytes)
-        if self._executor is None and (len(jobs) <= self.cfg.inline_max or self.workers <= 0):
+        broke: list[Exception] = []
+
+        def groups() -> Iterator[tuple[Job, ...]]:
+            # Jobs come as the plan is made: if it breaks off, what runs finishes before the error is raised.
+            try:
+                yield from batches(chain(head, jobs), self.cfg.batch_files, self.cfg.batch_bytes)
+            except Exception as exc:
+                broke.append(exc)
+
+        if self._executor is None and (len(head) <= self.cfg.inline_max or self.workers <= 0):
             lanes, cancelled = self._start_lanes(), (_after_grace(stop) if stop is not None else None)
             submit, limit = (lambda group: lanes.submit(self._run_in_lane, group, cancelled)), self.LANES
         else:
@@ -230,7 +241,7 @@ class Pool:
         pending: set[Future] = set()
         deadline: float | None = None
         try:
-            for group in groups:
+            for group in groups():
                 if stop is not None and stop.is_set():
                     break
                 pending.add(submit(group))
@@ -250,6 +261,8 @@ class Pool:
                 done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 for fut in done:
                     yield fut.result()
+            if broke:
+                raise broke[0]
         except BrokenExecutor:  # BrokenProcessPool: lanes have no initializer that could break theirs
             self.abort()  # the next pass starts fresh workers
             raise

@@ -1,8 +1,8 @@
 """Publishers: how the files a pass fetched, and the deletes it may do, become what readers see.
 
 A Publisher knows the layout of the destination: it scans it as readers see it, and `begin`
-turns a plan into a Publication, which says where each fetch is written (its Jobs), records
-finished batches in the cache, and at the end makes the pass visible. `InPlace` writes each file
+turns a plan into a Publication, which says where each fetch is written (its Jobs, made as the
+plan decides them), records finished batches in the cache, and at the end makes the pass visible. `InPlace` writes each file
 at its path; `Snapshot` (snapshot.py) builds a complete new tree per top-level folder.
 """
 
@@ -10,30 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, Protocol, Sequence
+from typing import Iterable, Iterator, Mapping, Protocol, Sequence
 
-from objsync.model import Fetch, FetchResult, Job, Kind, LocalFile, Outcome, Plan, Problem
+from objsync.model import FetchResult, Job, Kind, LocalFile, Outcome, Plan, Problem
 from objsync.pull import localfs
 from objsync.pull.local import scan_below, scan_tree, walk_tree
+from objsync.pull.plan import Planned
 from objsync.pull.state import State
-
-
-class Placed(Sequence[Job]):
-    """The jobs of a pass, each made when it is reached: a pass of 100,000 fetches keeps no second list of them."""
-
-    def __init__(self, fetches: Sequence[Fetch], place: Callable[[Fetch], Job]) -> None:
-        self._fetches, self._place = fetches, place
-
-    def __len__(self) -> int:
-        return len(self._fetches)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self._place(f) for f in self._fetches[i]]
-        return self._place(self._fetches[i])
-
-    def __iter__(self) -> Iterator[Job]:
-        return map(self._place, self._fetches)
 
 
 @dataclass(frozen=True)
@@ -47,8 +30,8 @@ class Finished:
 class Publication(Protocol):
     """One pass's publishing: where its fetches go, then commits and the end of the pass."""
 
-    jobs: Sequence[Job]
-    problems: tuple[Problem, ...]  # met while preparing (a file in the way that could not be moved)
+    jobs: Iterable[Job]  # made as they are reached: a pass of 100,000 fetches holds a batch of them at a time
+    problems: tuple[Problem, ...]  # met while placing (a file in the way that could not be moved)
 
     def commit(self, results: Sequence[FetchResult]) -> None:
         """Record a finished batch (in the cache now, or when its tree is published)."""
@@ -71,8 +54,9 @@ class Publisher(Protocol):
     def walk_all(self) -> Iterable[tuple[str, LocalFile]]:
         """What scan_all finds, one (path, file) at a time, without holding them all."""
 
-    def begin(self, p: Plan, local: Mapping[str, LocalFile], labels: Mapping[str, str]) -> Publication:
-        """Prepare to carry out `p`; `labels` names the version of some top-level folders (manifest ids)."""
+    def begin(self, planned: Planned, labels: Mapping[str, str]) -> Publication:
+        """Prepare to carry out a plan, as it is made or whole; `labels` names the version of some top-level
+        folders (manifest ids)."""
 
     def tidy(self) -> None:
         """Routine clean-up on a pass that changed nothing."""
@@ -93,12 +77,8 @@ class InPlace:
     def walk_all(self) -> Iterator[tuple[str, LocalFile]]:
         return walk_tree(self.root)
 
-    def begin(self, p: Plan, local: Mapping[str, LocalFile], labels: Mapping[str, str]) -> "_InPlacePass":
-        problems = self.clear(p.displaced)
-        return _InPlacePass(self, Placed(p.fetches, self._place), tuple(problems))
-
-    def _place(self, f: Fetch) -> Job:
-        return Job(f, self.root, f.rel)
+    def begin(self, planned: Planned, labels: Mapping[str, str]) -> "_InPlacePass":
+        return _InPlacePass(self, planned)
 
     def tidy(self) -> None:
         pass
@@ -133,11 +113,22 @@ class InPlace:
         return Finished(deleted, tuple(problems))
 
 
-@dataclass
 class _InPlacePass:
-    publisher: InPlace
-    jobs: Sequence[Job]
-    problems: tuple[Problem, ...]
+    """Fetches start as the plan decides them; those that need a local path out of the way come last."""
+
+    def __init__(self, publisher: InPlace, planned: Planned) -> None:
+        self.publisher, self.planned = publisher, planned
+        self.problems: tuple[Problem, ...] = ()
+        self.jobs = self._jobs()
+
+    def _jobs(self) -> Iterator[Job]:
+        root = self.publisher.root
+        for f in self.planned.ready:
+            yield Job(f, root, f.rel)
+        p = self.planned.plan  # complete now: the delete guard has spoken
+        self.problems = tuple(self.publisher.clear(p.displaced))
+        for f in p.fetches:
+            yield Job(f, root, f.rel)
 
     def commit(self, results: Sequence[FetchResult]) -> None:
         self.publisher.state.put((r.rel, r.entry) for r in results if r.ok)

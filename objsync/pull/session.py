@@ -53,11 +53,10 @@ class Session:
         return self._seen.listed
 
     def run_pass(self, stop: threading.Event | None = None, *,
-                 on_plan: Callable[[Plan], None] | None = None,
                  on_results: Callable[[Sequence[FetchResult]], None] | None = None) -> PassReport:
         """One pass; every failure ends up in the report, and nothing good is lost."""
         report = pull_pass(self.cfg, self._seen, self.state, self.fetcher, self.publisher, stop=stop,
-                           on_plan=on_plan, on_results=on_results)
+                           on_results=on_results)
         # Nothing listed, nothing deleted and no error: an empty folder stays empty, often from a mistyped
         # prefix. Said once per run of such passes, not at every poll.
         empty = report.ok and not (report.listed or report.deleted)

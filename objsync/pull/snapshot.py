@@ -13,13 +13,14 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 from objsync.model import Entry, Fetch, FetchResult, Fsync, Job, Kind, LocalFile, Outcome, Plan, Problem
 from objsync.pull import store
 from objsync.pull.local import top_names, walk_below, walk_tree
 from objsync.pull.places import sync_path
-from objsync.pull.publish import Finished, InPlace, Placed
+from objsync.pull.plan import Planned
+from objsync.pull.publish import Finished, InPlace
 from objsync.pull.state import State
 
 
@@ -86,7 +87,9 @@ class Snapshot:
         return dict(self.walk_all())
 
     def walk_all(self) -> Iterator[tuple[str, LocalFile]]:
-        for top in sorted(top_names(self.root)):
+        # In path order: a folder sorts as its name and "/", as the paths below it do.
+        tops = sorted(top_names(self.root), key=lambda t: t + "/" if os.path.isdir(os.path.join(self.root, t)) else t)
+        for top in tops:
             yield from self._walk(top)
 
     def _walk(self, top: str) -> Iterator[tuple[str, LocalFile]]:
@@ -98,7 +101,8 @@ class Snapshot:
     def tidy(self) -> None:
         store.collect(self.root, self.keep)  # retired trees go even while nothing changes
 
-    def begin(self, p: Plan, local: Mapping[str, LocalFile], labels: Mapping[str, str]) -> "_SnapshotPass":
+    def begin(self, planned: Planned, labels: Mapping[str, str]) -> "_SnapshotPass":
+        p = planned.whole()  # a tree is built from the whole plan of its folder
         store.ensure_ignore(self.root)
         problems: list[Problem] = []
         if p.delete_blocked:
@@ -109,7 +113,7 @@ class Snapshot:
         else:
             builds = plan_builds(p, labels, time.time_ns())
         for build in builds.values():
-            self._prepare(build, local)
+            self._prepare(build)
         problems += self.flat.clear([rel for rel in p.displaced if "/" not in rel])
         into = {top: os.path.join(self.root, build.building) for top, build in builds.items()}
 
@@ -118,13 +122,15 @@ class Snapshot:
             return Job(f, into[top], inner) if sep else Job(f, self.root, f.rel)
 
         kept = tuple(f for f in p.fetches if "/" not in f.rel or f.rel.partition("/")[0] in builds)
-        return _SnapshotPass(self, builds, Placed(kept, place), tuple(problems))
+        return _SnapshotPass(self, builds, map(place, kept), tuple(problems))
 
-    def _prepare(self, build: Build, local: Mapping[str, LocalFile]) -> None:
+    def _prepare(self, build: Build) -> None:
         name = store.current(self.root, build.top)
         source = os.path.join(self.root, store.STORE, build.top, name) if name else os.path.join(self.root, build.top)
         start = len(build.top) + 1
-        stays = [rel[start:] for rel in sorted(local) if rel.startswith(build.top + "/") and rel not in build.gone]
+        # The current tree is objsync's own: what the plan looked at is what is there now.
+        stays = [rel[start:] for rel, _ in self._walk(build.top) if rel.startswith(build.top + "/")
+                 and rel not in build.gone]
         link_tree(source, os.path.join(self.root, build.building), stays)
 
     def publish(self, build: Build, entries: Mapping[str, Entry]) -> Problem | None:
@@ -147,7 +153,7 @@ class Snapshot:
 class _SnapshotPass:
     publisher: Snapshot
     builds: Mapping[str, Build]
-    jobs: Sequence[Job]
+    jobs: Iterable[Job]
     problems: tuple[Problem, ...]
     held: dict[str, dict[str, Entry]] = field(default_factory=dict)  # entries of each tree, until it is published
 

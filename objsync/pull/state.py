@@ -9,7 +9,7 @@ import shutil
 import sqlite3
 import time
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import diskcache
 
@@ -115,16 +115,39 @@ class State:
                     yield rel, entry
         except _BROKEN as exc:
             rows.close()  # no reader is left on the file that is set aside
-            note = self._recover(exc)
-            log.warning("%s", note)
-            self.notes.append(note)
-            raise CacheCorrupt(note) from None
+            raise CacheCorrupt(self._damaged(exc)) from None
         yield from [(rel, e) for rel, e in unsaved.items() if e is not None]
+
+    def lookup(self, rels: list[str]) -> dict[str, Entry]:
+        """The entries of some paths (a listing page's), read from disk unless they are in memory."""
+        if self._entries is not None:
+            return {rel: e for rel in rels if (e := self._entries.get(rel)) is not None}
+        marks = ",".join("?" * len(rels))
+        try:
+            found = dict(_entries(self._rows(f"key IN ({marks})", args=[_FILE + rel for rel in rels])))
+        except _BROKEN as exc:
+            self._damaged(exc)
+            return {}  # set aside: what is in place is verified, not trusted
+        for rel in rels:
+            if rel in self._unsaved:
+                changed = self._unsaved[rel]
+                if changed is None:
+                    found.pop(rel, None)
+                else:
+                    found[rel] = changed
+        return found
 
     def unload(self) -> None:
         """Let go of the entries in memory; the disk holds them, and `_unsaved` what it refused."""
         if self._cache is not None:
             self._entries = None
+
+    def _damaged(self, exc: BaseException) -> str:
+        """Damage found after opening: recover as `open` would, and say so now."""
+        note = self._recover(exc)
+        log.warning("%s", note)
+        self.notes.append(note)
+        return note
 
     def _recover(self, damage: BaseException) -> str:
         """Set a damaged cache aside and start afresh, or keep it in memory when the disk refuses; say which."""
@@ -172,7 +195,7 @@ class State:
             self._entries = None
         self.memos = memos
 
-    def _rows(self, where: str, read_only: bool = False) -> Iterator[tuple]:
+    def _rows(self, where: str, read_only: bool = False, args: Sequence[str] = ()) -> Iterator[tuple]:
         """Records of the cache in one query, through a read-only connection of the standard library.
 
         diskcache's public API reads one key per query: 100,000 entries took 4.6 s that way,
@@ -188,7 +211,7 @@ class State:
         con = sqlite3.connect(uri, uri=True)
         try:
             # Row by row: the rows of 100,000 entries beside the entries themselves would double the peak.
-            yield from con.execute(f"SELECT key, raw, value, mode FROM Cache WHERE {where}")
+            yield from con.execute(f"SELECT key, raw, value, mode FROM Cache WHERE {where}", args)
         finally:
             con.close()
 

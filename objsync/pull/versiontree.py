@@ -25,8 +25,9 @@ from objsync.pull.local import scan_tree, walk_tree
 from objsync.pull.packs import PackedFetcher
 from objsync.pull.pipeline import pull_pass
 from objsync.pull.decide import Rules
+from objsync.pull.plan import Planned
 from objsync.pull.pool import Pool, PoolConfig
-from objsync.pull.publish import Finished, Placed
+from objsync.pull.publish import Finished
 from objsync.pull.snapshot import link_tree
 from objsync.pull.state import State
 from objsync.pull.versions import Version, manifest_listing
@@ -68,7 +69,9 @@ class VersionTree:
     def tidy(self) -> None:
         pass
 
-    def begin(self, p: Plan, local: Mapping[str, LocalFile], labels: Mapping[str, str]) -> "_TreePass":
+    def begin(self, planned: Planned, labels: Mapping[str, str]) -> "_TreePass":
+        p = planned.whole()  # the unchanged files are linked in before any fetch
+        local = self.scan_all()  # a finished version: what the plan looked at
         fetched = {f.rel for f in p.fetches}
         gone = set(p.deletes) | set(p.displaced)
         stays = sorted(rel for rel in local if rel not in fetched and rel not in gone)
@@ -80,7 +83,7 @@ class VersionTree:
             self.discard()
             raise VersionError(f"{len(missing)} files of the base version {self.base.manifest.id} vanished while "
                                f"they were linked (first: {missing[0]!r})")
-        return _TreePass(self, Placed(p.fetches, lambda f: Job(f, self.root, f.rel)))
+        return _TreePass(self, [Job(f, self.root, f.rel) for f in p.fetches])
 
     def discard(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -136,7 +139,8 @@ def build_version(bucket: Bucket, remote: RemoteConfig, location: Location, repo
     local = tree.scan_all()
     state = State.in_memory(_entries(base, local, m))
     prefix = f"{location.prefix.rstrip('/')}/" if location.prefix.strip("/") else ""
-    view = View(manifest_listing(prefix, {repo: version}), local, listed=len(m.files))
+    listing = sorted(manifest_listing(prefix, {repo: version}), key=lambda o: o.key)
+    view = View(listing, sorted(local.items()), listed=len(m.files))
     cfg = PullConfig(source=Location(location.bucket, f"{prefix}{repo}"), dest=staging, remote=remote, rules=_EXACT,
                      pool=PoolConfig(workers=0, threads=threads), fsync=Fsync.BATCH)
     tmp.mkdir(parents=True, exist_ok=True)

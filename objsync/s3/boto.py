@@ -23,6 +23,18 @@ def list_prefix(client, bucket: str, prefix: str, page_size: int = 1000) -> Iter
             yield listed(item["Key"], item.get("ETag", ""), item.get("Size", 0), item["LastModified"])
 
 
+def list_page(client, bucket: str, prefix: str, token: str | None,
+              page_size: int = 1000) -> tuple[list[RemoteObject], str | None]:
+    """One page of a listing and the next page's token (None after the last)."""
+    kwargs = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": page_size}
+    if token:
+        kwargs["ContinuationToken"] = token
+    page = client.list_objects_v2(**kwargs)
+    objects = [listed(item["Key"], item.get("ETag", ""), item.get("Size", 0), item["LastModified"])
+               for item in page.get("Contents", ())]
+    return objects, page.get("NextContinuationToken") if page.get("IsTruncated") else None
+
+
 def list_level(client, bucket: str, prefix: str, needs: str | None = None) -> tuple[list[RemoteObject], list[str]]:
     """The objects directly under `prefix` and its sub-folder prefixes, with Delimiter='/' (see Bucket)."""
     objects: list[RemoteObject] = []

@@ -15,22 +15,16 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
-from urllib.parse import unquote_plus, urlsplit
+from urllib.parse import urlsplit
 
 from objsync.model import RemoteObject
-from objsync.s3.config import AnySession, RemoteConfig, aws_files, default_ca_bundle, parse_timestamp, resolve_region
+from objsync.s3.config import AnySession, RemoteConfig, aws_files, default_ca_bundle, resolve_region
 from objsync.s3.curl import Get, Reply, TransferConfig, Transfers
 from objsync.s3.errors import NotFound
-from objsync.s3.records import ReadInfo, listed, passed_without
+from objsync.s3.pages import DIGEST, PAGE_KEYS, PAGES, continuation, page_digest, parse_page
+from objsync.s3.records import ReadInfo, passed_without
 from objsync.s3.sigv4 import Credentials, amz_date, encode_path, encode_query, sign_get
 
-_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
-PAGE_KEYS = 1000  # keys a listing page holds: S3's largest
-_PAGES = "pages:"  # a fingerprint made of page digests
-_DIGEST = 32  # hex characters of one page's digest
-_TOKENS = re.compile(rb"<(?:Next)?ContinuationToken>[^<]*</(?:Next)?ContinuationToken>")
-_NEXT = re.compile(rb"<IsTruncated>true</IsTruncated>|<NextContinuationToken>([^<]*)</NextContinuationToken>")
-_ENTITIES = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&apos;": "'"}
 
 
 @dataclass(frozen=True)
@@ -145,24 +139,6 @@ class FastGet:
     span: tuple[int, int] | None = None  # the bytes [start, end) only
 
 
-def _page_digest(body: bytes) -> str:
-    """A listing page's digest, without its continuation tokens, which a server may vary between equal pages."""
-    import xxhash
-
-    return xxhash.xxh3_128_hexdigest(_TOKENS.sub(b"", body))
-
-
-def _continuation(body: bytes) -> tuple[bool, str | None]:
-    """Whether a page is truncated, and its continuation token, found without parsing the page."""
-    truncated, token = False, None
-    for m in _NEXT.finditer(body):
-        if m.group(1) is None:
-            truncated = True
-        else:
-            token = re.sub("&[a-z]+;", lambda e: _ENTITIES.get(e.group(), e.group()), m.group(1).decode())
-    return truncated, token
-
-
 def missing(reply: Reply, key: str) -> NotFound | None:
     """The error of a 404 that says the object (or version) does not exist; None for any other answer."""
     if reply.status == 404 and reply.error is None:
@@ -215,55 +191,69 @@ class FastPath:
     def list_changed(self, prefix: str, known: str = "") -> tuple[list[RemoteObject] | None, str] | None:
         """Every object under `prefix` and the listing's fingerprint, or no objects while it is still `known`.
 
-        A listing is fingerprinted page by page, from the bytes the server sent: a poll whose pages
-        are those of `known` parses nothing. At the first page that differs the listing starts again
-        and is parsed. None when a page fails, as for `list`.
+        None when a page fails, as for `list`.
         """
-        if known.startswith(_PAGES):
-            old, token, at = known[len(_PAGES):], None, 0
-            while True:
-                body = self._page(prefix, False, token)
-                if body is None:
-                    return None
-                if old[at:at + _DIGEST] != _page_digest(body):
-                    break
-                at += _DIGEST
-                truncated, token = _continuation(body)
-                if not truncated:
-                    if at == len(old):
-                        return None, known
-                    break
-                if not token:
-                    return None
+        if known:
+            same = self.same(prefix, known)
+            if same is None:
+                return None
+            if same:
+                return None, known
         found = self._list(prefix, False)
-        return None if found is None else (found[0], _PAGES + "".join(found[2]))
+        return None if found is None else (found[0], PAGES + "".join(found[2]))
+
+    def same(self, prefix: str, known: str) -> bool | None:
+        """Whether the listing is still the one `known` fingerprints, read up to its first page that differs.
+
+        A listing is fingerprinted page by page, from the bytes the server sent: a poll whose pages
+        are those of `known` parses nothing. None when a page fails.
+        """
+        if not known.startswith(PAGES):
+            return False
+        old, token, at = known[len(PAGES):], None, 0
+        while True:
+            body = self._page(prefix, False, token)
+            if body is None:
+                return None
+            if old[at:at + DIGEST] != page_digest(body):
+                return False
+            at += DIGEST
+            truncated, token = continuation(body)
+            if not truncated:
+                return at == len(old)
+            if not token:
+                return None
+
+    def page(self, prefix: str, token: str | None) -> tuple[list[RemoteObject], str | None, str] | None:
+        """One page of a listing: its objects, the next page's token (None after the last) and its digest.
+
+        None when the page failed or cannot be parsed.
+        """
+        body = self._page(prefix, False, token)
+        parsed = None if body is None else parse_page(body)
+        if parsed is None:
+            return None
+        objects, _, token, truncated = parsed
+        if truncated and not token:
+            return None
+        return objects, token if truncated else None, page_digest(body)
 
     def _list(self, prefix: str, level: bool,
               needs: str | None = None) -> tuple[list[RemoteObject], list[str], list[str]] | None:
         """Objects, sub-folders and each page's digest; None when a page fails or cannot be parsed."""
-        import xml.etree.ElementTree as ET
-
         out: list[RemoteObject] = []
         folders: list[str] = []
         digests: list[str] = []
         token = None
         while True:
             body = self._page(prefix, level, token)
-            if body is None:
+            parsed = None if body is None else parse_page(body)
+            if parsed is None:
                 return None
-            digests.append(_page_digest(body))
-            try:
-                root = ET.fromstring(body)
-                page = [listed(unquote_plus(item.findtext(_NS + "Key")), item.findtext(_NS + "ETag") or "",
-                               item.findtext(_NS + "Size"), parse_timestamp(item.findtext(_NS + "LastModified")))
-                        for item in root.iter(_NS + "Contents")]
-                here = [unquote_plus(p.findtext(_NS + "Prefix")) for p in root.iter(_NS + "CommonPrefixes")]
-                out += page
-                folders += here
-                token = root.findtext(_NS + "NextContinuationToken")
-                truncated = root.findtext(_NS + "IsTruncated") == "true"
-            except (ET.ParseError, TypeError, ValueError):
-                return None
+            digests.append(page_digest(body))
+            page, here, token, truncated = parsed
+            out += page
+            folders += here
             ends = [o.key for o in page[-1:]] + here[-1:]
             if not truncated or (needs is not None and passed_without(needs, folders, ends)):
                 return out, folders, digests

@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 from botocore.exceptions import ClientError
 
 from objsync.model import RemoteObject
+from objsync.s3.pages import PAGES, Pages
 from objsync.s3.records import Cancelled, ReadInfo, ReadRequest, ReadResult, Stored, fingerprint, listed
 
 # S3's own words, as a GET's error body carries them (a HEAD has no body: its code is the status).
@@ -97,6 +98,17 @@ class MemoryBucket:
         objects = self.list(prefix)
         found = fingerprint(objects)
         return (None if found == known else objects), found
+
+    def unchanged(self, prefix: str, known: str) -> bool:
+        return known == PAGES + fingerprint(self.list(prefix))  # as `pages` fingerprints it
+
+    def page(self, prefix: str, token: str | None) -> tuple[list[RemoteObject], str | None, str | None]:
+        """The whole listing as one page, and its fingerprint as the page's digest."""
+        objects = self.list(prefix)
+        return objects, None, fingerprint(objects)
+
+    def pages(self, prefix: str) -> Pages:
+        return Pages(self, prefix)
 
     def list_level(self, prefix: str, needs: str | None = None) -> tuple[list[RemoteObject], list[str]]:
         """Objects directly under `prefix`, and sub-folders as 'prefix/name/' (Delimiter='/'), on one page:

@@ -175,8 +175,8 @@ def test_a_restart_on_an_unchanged_listing_plans_nothing_while_local_files_are_a
     bucket.put_many({"dags/a/x.py": b"x", "dags/top.py": b"t"})
     d = tmp_path / "d"
     planned = []
-    real = pipeline.plan
-    monkeypatch.setattr(pipeline, "plan", lambda *a, **k: planned.append(1) or real(*a, **k))
+    real = pipeline.Planned
+    monkeypatch.setattr(pipeline, "Planned", lambda *a, **k: planned.append(1) or real(*a, **k))
     with open_rig(d, bucket) as rig:
         assert rig.run().ok and planned == [1]
 
@@ -198,8 +198,8 @@ def test_a_daemon_rescan_of_an_unchanged_listing_looks_at_local_files_without_a_
     bucket = MemoryBucket()
     bucket.put_many({"dags/a/x.py": b"x", "dags/b/y.py": b"y"})
     planned = []
-    real = pipeline.plan
-    monkeypatch.setattr(pipeline, "plan", lambda *a, **k: planned.append(1) or real(*a, **k))
+    real = pipeline.Planned
+    monkeypatch.setattr(pipeline, "Planned", lambda *a, **k: planned.append(1) or real(*a, **k))
     with open_rig(tmp_path / "d", bucket) as rig:
         assert rig.run().ok and planned == [1]
         rig.session.listing.rescan_every = 0  # every poll is due for a look at local files

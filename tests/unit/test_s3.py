@@ -112,11 +112,11 @@ def test_no_fast_path_when_turned_off_or_without_credentials(monkeypatch, keys):
 
 
 def test_a_page_is_read_for_its_token_without_parsing_and_digested_without_it():
-    from objsync.s3.fast import _continuation, _page_digest
+    from objsync.s3.pages import continuation, page_digest
 
     page = (b"<ListBucketResult><IsTruncated>true</IsTruncated><Contents><Key>a</Key></Contents>"
             b"<NextContinuationToken>x&amp;y&lt;</NextContinuationToken></ListBucketResult>")
-    assert _continuation(page) == (True, "x&y<")
-    assert _continuation(page.replace(b"true", b"false")) == (False, "x&y<")
-    assert _page_digest(page) == _page_digest(page.replace(b"x&amp;y&lt;", b"other"))
-    assert _page_digest(page) != _page_digest(page.replace(b"<Key>a<", b"<Key>b<"))
+    assert continuation(page) == (True, "x&y<")
+    assert continuation(page.replace(b"true", b"false")) == (False, "x&y<")
+    assert page_digest(page) == page_digest(page.replace(b"x&amp;y&lt;", b"other"))
+    assert page_digest(page) != page_digest(page.replace(b"<Key>a<", b"<Key>b<"))

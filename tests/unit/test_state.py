@@ -94,3 +94,18 @@ def test_changes_the_disk_refuses_are_kept_in_memory_after_unload(tmp_path, monk
         monkeypatch.undo()
         state.put([("a.py", ENTRY)])
         assert dict(state.each()) == state.entries == {"a.py": ENTRY}  # b.py's removal is still owed to the disk
+
+
+def test_lookup_reads_a_page_of_paths_from_disk_with_what_the_disk_refused(tmp_path, monkeypatch):
+    other = Entry("0" * 32, 9, 1, "11")
+    with State.open(tmp_path / "cache", "src") as state:
+        state.put([(f"f{i}", ENTRY) for i in range(1500)])
+        state.unload()
+        assert state.lookup(["f1", "f1499", "missing"]) == {"f1": ENTRY, "f1499": ENTRY}
+        assert len(state.lookup([f"f{i}" for i in range(1000)])) == 1000
+        monkeypatch.setattr(State, "_write", lambda self, change: False)
+        state.put([("f1", other)])
+        state.remove(["f2"])
+        assert state.lookup(["f1", "f2", "f3"]) == {"f1": other, "f3": ENTRY}
+        assert state._entries is None  # nothing was loaded whole
+        assert state.entries["f1"] == other and state.lookup(["f1", "f2"]) == {"f1": other}
