@@ -21,9 +21,9 @@ def walk_tree(path: str, rel_prefix: str = "") -> Iterator[tuple[str, LocalFile]
     Yields (`rel_prefix + relative path`, LocalFile). Symlinked folders are listed as links and never
     entered. Only the root's own `.objsync` is skipped; deeper down it is an ordinary name. Entries
     that vanish during the scan (Airflow writes and removes `__pycache__` files all the time) are
-    left out. One folder's names are held at a time, never the tree's.
+    left out. Only the names of the folders on the way down are held, never the tree's.
     """
-    stack = [(path, rel_prefix, iter(_names(path)))]
+    stack = [(os.path.join(path, ""), rel_prefix, iter(_names(path)))]  # folders end in "/": names are appended
     while stack:
         abs_dir, rel_dir, names = stack[-1]
         name = next(names, None)
@@ -34,13 +34,13 @@ def walk_tree(path: str, rel_prefix: str = "") -> Iterator[tuple[str, LocalFile]
         rel = rel_dir + name
         if rel == STATE_DIR:
             continue
-        full = os.path.join(abs_dir, name)
+        full = abs_dir + name
         try:
             st = os.lstat(full)
         except (FileNotFoundError, NotADirectoryError):
             continue
         if stat.S_ISDIR(st.st_mode):
-            stack.append((full, rel + "/", iter(_names(full))))
+            stack.append((full + "/", rel + "/", iter(_names(full))))
         elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
             yield rel, LocalFile(st.st_size, st.st_mtime_ns, stat.S_ISLNK(st.st_mode))
 

@@ -2,8 +2,9 @@
 
 A Publisher knows the layout of the destination: it scans it as readers see it, and `begin`
 turns a plan into a Publication, which says where each fetch is written (its Jobs, made as the
-plan decides them), records finished batches in the cache, and at the end makes the pass visible. `InPlace` writes each file
-at its path; `Snapshot` (snapshot.py) builds a complete new tree per top-level folder.
+plan decides them), records finished batches in the cache, and at the end makes the pass
+visible. `InPlace` writes each file at its path; `Snapshot` (snapshot.py) builds a complete new
+tree per top-level folder.
 """
 
 from __future__ import annotations
