@@ -156,7 +156,8 @@ class March:
             if not rel.startswith(above.rel + "/"):
                 continue
             # A key listed twice differently is kept out of every clash, as it is out of the folder.
-            if path.obj is not None and above.obj is not None and not above.conflict and not (path.twice or above.twice):
+            clash = path.obj is not None and above.obj is not None and not (path.twice or above.twice)
+            if clash and not above.conflict:
                 above.conflict = path.obj.key
             if path.lf is not None and above.obj is not None:
                 # A local folder where a file is to go: its files are in the way.
