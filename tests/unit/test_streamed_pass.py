@@ -15,8 +15,8 @@ FILES = {f"dags/f{i:02}.py": b"%d" % i for i in range(20)}
 class PagedBucket(MemoryBucket):
     """Lists two keys a page; `broken_page` fails when it is reached, and `shuffled` lists out of order."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, name: str = "memory") -> None:
+        super().__init__(name)
         self.broken_page: int | None = None
         self.shuffled = False
 
@@ -92,3 +92,14 @@ def test_a_restart_remembers_a_bucket_that_lists_out_of_order(bucket, tmp_path):
         assert not rig.run().ok
     with open_rig(tmp_path / "d", bucket) as rig:  # a new process on the same folder
         assert rig.run().ok and rig.files() == {k[5:]: v for k, v in FILES.items()}
+
+
+def test_an_s3_express_directory_bucket_is_listed_whole_and_sorted_from_the_first_pass(tmp_path, monkeypatch):
+    monkeypatch.setattr(plan, "CHUNK", 2)
+    bucket = PagedBucket("dags--usw2-az1--x-s3")  # directory buckets do not list in key order
+    bucket.put_many(FILES)
+    bucket.shuffled = True
+    with open_rig(tmp_path / "d", bucket) as rig:
+        first = rig.run()
+        assert first.ok and first.fetched == 20, first.errors
+        assert not any(r.target.startswith("dags/@") for r in bucket.requests)  # never read page by page
