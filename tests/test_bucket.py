@@ -189,22 +189,30 @@ def test_an_unchanged_listing_is_known_by_its_pages_and_a_change_lists_again(
     counting = proxied(seaweed, rate=0.0)
     try:
         with Bucket(RemoteConfig(endpoint_url=counting.url), bucket) as lister:
-            objects, known = lister.list_changed("p/")
+            objects, known = whole(lister, "p/")
             assert [o.key for o in objects] == [f"p/k{i}&{i}.py" for i in range(5)] and counting.requests == 3
-            assert lister.list_changed("p/", known) == (None, known) and counting.requests == 6
+            assert lister.unchanged("p/", known) and counting.requests == 6
 
             s3_client.put_object(Bucket=bucket, Key="p/k4&4.py", Body=b"changed")  # on the last page
-            objects, again = lister.list_changed("p/", known)
+            assert not lister.unchanged("p/", known)
+            objects, again = whole(lister, "p/")
             assert again != known and objects[-1].size == len(b"changed")
             assert counting.requests == 6 + 3 + 3  # the pages up to the change, then a full listing
 
             s3_client.put_object(Bucket=bucket, Key="p/k0&0.py", Body=b"changed too")  # on the first page
-            objects, third = lister.list_changed("p/", again)
+            assert not lister.unchanged("p/", again)
+            objects, third = whole(lister, "p/")
             assert third not in (known, again) and objects[0].size == len(b"changed too")
             assert counting.requests == 12 + 1 + 3
-            assert lister.list_changed("p/", third) == (None, third) and lister.fallbacks == 0
+            assert lister.unchanged("p/", third) and lister.fallbacks == 0
     finally:
         counting.close()
+
+
+def whole(lister: Bucket, prefix: str) -> tuple[list, str]:
+    """A whole listing, read page by page, and its fingerprint."""
+    pages = lister.pages(prefix)
+    return list(pages), pages.fingerprint
 
 
 def test_a_level_listing_that_needs_a_folder_stops_once_it_has_passed_it(
@@ -249,7 +257,7 @@ def test_a_listing_read_page_by_page_goes_on_through_boto3_from_the_page_that_fa
         pages = lister.pages("p/")
         keys = [o.key for o in pages]
         assert keys == [f"p/k{i}.py" for i in range(5)] and lister.fallbacks == 0
-        assert pages.fingerprint == lister.list_changed("p/")[1] and lister.unchanged("p/", pages.fingerprint)
+        assert whole(lister, "p/")[1] == pages.fingerprint and lister.unchanged("p/", pages.fingerprint)
         s3_client.put_object(Bucket=bucket, Key="p/k3.py", Body=b"changed")
         assert not lister.unchanged("p/", pages.fingerprint)
 
@@ -259,6 +267,14 @@ def test_a_listing_read_page_by_page_goes_on_through_boto3_from_the_page_that_fa
             pages = lister.pages("p/")
             assert [o.key for o in pages] == keys  # each object once, in order
             assert lister.fallbacks == 1 and faulty.injected["500"] == 1
-            assert pages.fingerprint == ""  # a page without its bytes: the next poll lists in full
+            # A page read without its bytes is digested from its objects: the fast path takes it for a change once.
+            assert not lister.unchanged("p/", pages.fingerprint) and whole(lister, "p/")[1] != pages.fingerprint
     finally:
         faulty.close()
+
+    # Without the fast path, every page comes through boto3, and an unchanged listing is still known as such.
+    with Bucket(RemoteConfig(endpoint_url=seaweed.endpoint_url, fast_get=False), bucket) as slow:
+        pages = slow.pages("p/")
+        assert [o.key for o in pages] == keys and slow.unchanged("p/", pages.fingerprint)
+        s3_client.put_object(Bucket=bucket, Key="p/k1.py", Body=b"changed too")
+        assert not slow.unchanged("p/", pages.fingerprint)

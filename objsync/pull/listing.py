@@ -174,7 +174,7 @@ class Listing:
             self.manifest_mode = False
         memo = ListMemo()
         if self.manifests is not None and not looked and self.manifests.present():
-            objects, memo.fingerprint = self.bucket.list_changed(self.prefix, "")
+            objects = self._whole(memo)
             found = self.manifests.view_of(objects)
             if found is not None:
                 self.manifest_mode = True
@@ -182,11 +182,17 @@ class Listing:
                 return found
             listing: Iterable[RemoteObject] = sorted(objects, key=_key)
         elif self.unsorted:
-            objects, memo.fingerprint = self.bucket.list_changed(self.prefix, "")
-            listing = sorted(objects, key=_key)
+            listing = sorted(self._whole(memo), key=_key)
         else:
             listing = self._streamed(self.bucket.pages(self.prefix), memo)
         return View(listing, self.tree.walk_all(), rescan=True, memo=memo)
+
+    def _whole(self, memo: ListMemo) -> list[RemoteObject]:
+        """The whole listing at once, for manifest mode to look at or to sort; its fingerprint goes to `memo`."""
+        pages = self.bucket.pages(self.prefix)
+        objects = list(pages)
+        memo.fingerprint = pages.fingerprint
+        return objects
 
     def _streamed(self, pages: Pages, memo: ListMemo) -> Iterator[RemoteObject]:
         """The listing as it is read. A server that lists out of order is, from the next pass, listed whole and sorted."""

@@ -16,9 +16,8 @@ from objsync.model import RemoteObject
 from objsync.s3 import boto
 from objsync.s3.config import AnySession, RemoteConfig, make_client, make_session
 from objsync.s3.fast import FastGet, FastPath, find_route, missing, read_info
-from objsync.s3.pages import Pages
-from objsync.s3.records import (Buffer, Cancelled, ReadInfo, ReadRequest, ReadResult, SpanRequest, Stored, Uploaded,
-                                fingerprint)
+from objsync.s3.pages import Pages, objects_digest
+from objsync.s3.records import Buffer, Cancelled, ReadInfo, ReadRequest, ReadResult, SpanRequest, Stored, Uploaded
 
 
 class _Links:
@@ -103,27 +102,15 @@ class Bucket:
             self.fallbacks += 1
         return list(boto.list_prefix(self._links.client(), self.name, prefix))
 
-    def list_changed(self, prefix: str, known: str = "") -> tuple[list[RemoteObject] | None, str]:
-        """Every object under `prefix` and the listing's fingerprint; None for the objects when it is `known`."""
-        if self._route is not None:
-            found = self._links.fast(self._route).list_changed(prefix, known)
-            if found is not None:
-                return found
-            self.fallbacks += 1
-        objects = list(boto.list_prefix(self._links.client(), self.name, prefix))
-        found = fingerprint(objects)
-        return (None if found == known else objects), found
-
-    def page(self, prefix: str, token: str | None) -> tuple[list[RemoteObject], str | None, str | None]:
+    def page(self, prefix: str, token: str | None) -> tuple[list[RemoteObject], str | None, str]:
         """One page of the listing of `prefix`: objects, the next page's token (None after the last), and
-        the page's digest (None when it came through boto3, which gives no bytes to digest)."""
+        the page's digest (of its bytes on the fast path, of its objects through boto3)."""
         if self._route is not None:
             found = self._links.fast(self._route).page(prefix, token)
             if found is not None:
                 return found
             self.fallbacks += 1
-        objects, token = boto.list_page(self._links.client(), self.name, prefix, token)
-        return objects, token, None
+        return self._boto_page(prefix, token)
 
     def unchanged(self, prefix: str, known: str) -> bool:
         """Whether the listing of `prefix` is still the one `known` fingerprints, parsing none of it if so."""
@@ -134,11 +121,18 @@ class Bucket:
             if same is not None:
                 return same
             self.fallbacks += 1
-        return fingerprint(boto.list_prefix(self._links.client(), self.name, prefix)) == known
+        pages = Pages(self._boto_page, prefix)
+        for _ in pages:
+            pass
+        return pages.fingerprint == known
 
     def pages(self, prefix: str) -> Pages:
         """Every object under `prefix`, in key order, read a page at a time as it is iterated."""
-        return Pages(self, prefix)
+        return Pages(self.page, prefix)
+
+    def _boto_page(self, prefix: str, token: str | None) -> tuple[list[RemoteObject], str | None, str]:
+        objects, token = boto.list_page(self._links.client(), self.name, prefix, token)
+        return objects, token, objects_digest(objects)
 
     def list_level(self, prefix: str, needs: str | None = None) -> tuple[list[RemoteObject], list[str]]:
         """The objects directly under `prefix` and the sub-folders ('prefix/name/'), with Delimiter='/'.

@@ -188,20 +188,6 @@ class FastPath:
         found = self._list(prefix, level, needs)
         return None if found is None else found[:2]
 
-    def list_changed(self, prefix: str, known: str = "") -> tuple[list[RemoteObject] | None, str] | None:
-        """Every object under `prefix` and the listing's fingerprint, or no objects while it is still `known`.
-
-        None when a page fails, as for `list`.
-        """
-        if known:
-            same = self.same(prefix, known)
-            if same is None:
-                return None
-            if same:
-                return None, known
-        found = self._list(prefix, False)
-        return None if found is None else (found[0], PAGES + "".join(found[2]))
-
     def same(self, prefix: str, known: str) -> bool | None:
         """Whether the listing is still the one `known` fingerprints, read up to its first page that differs.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Iterator, Protocol
+from typing import Callable, Iterable, Iterator
 from urllib.parse import unquote_plus
 
 from objsync.model import RemoteObject
@@ -52,33 +52,40 @@ def continuation(body: bytes) -> tuple[bool, str | None]:
     return truncated, token
 
 
-class PageSource(Protocol):
-    """What reads one page of a listing (a Bucket)."""
+def objects_digest(objects: Iterable[RemoteObject]) -> str:
+    """A page's digest from its objects, for a page read without its bytes (through boto3).
 
-    def page(self, prefix: str, token: str | None) -> tuple[list[RemoteObject], str | None, str | None]: ...
+    It is not the digest of the page's bytes, so a listing read the other way next time counts as changed once.
+    """
+    import xxhash
+
+    digest = xxhash.xxh3_128()
+    for o in objects:
+        digest.update(f"{o.key}\0{o.etag}\0{o.size}\0{o.mtime_ns}\n".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+PageReader = Callable[[str, "str | None"], "tuple[list[RemoteObject], str | None, str]"]
 
 
 class Pages:
     """One listing, read a page at a time as it is iterated, so that no more than a page is held.
 
-    Once the last page is read, `fingerprint` is the listing's, as `Bucket.list_changed` gives it; a
-    page that came without its bytes (through boto3) leaves it empty, which matches no later listing.
+    `read(prefix, token)` gives a page's objects, the next page's token (None after the last) and the
+    page's digest. Once the last page is read, `fingerprint` is the listing's: its pages' digests.
     """
 
-    def __init__(self, source: PageSource, prefix: str) -> None:
-        self.source, self.prefix = source, prefix
+    def __init__(self, read: PageReader, prefix: str) -> None:
+        self.read, self.prefix = read, prefix
         self.fingerprint: str | None = None  # known once the last page is read
 
     def __iter__(self) -> Iterator[RemoteObject]:
         token: str | None = None
-        digests: list[str] | None = []
+        digests: list[str] = []
         while True:
-            objects, token, digest = self.source.page(self.prefix, token)
-            if digest is None:
-                digests = None
-            elif digests is not None:
-                digests.append(digest)
+            objects, token, digest = self.read(self.prefix, token)
+            digests.append(digest)
             yield from objects
             if token is None:
                 break
-        self.fingerprint = PAGES + "".join(digests) if digests is not None else ""
+        self.fingerprint = PAGES + "".join(digests)

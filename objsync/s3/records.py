@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 from objsync.model import RemoteObject
 
@@ -99,16 +99,6 @@ class Uploaded:
     size: int
     md5: str
     etag: str
-
-
-def fingerprint(objects: Iterable[RemoteObject]) -> str:
-    """A digest of a listing: equal for two listings of the same objects, in the same order."""
-    import xxhash
-
-    digest = xxhash.xxh3_128()
-    for o in objects:
-        digest.update(f"{o.key}\0{o.etag}\0{o.size}\0{o.mtime_ns}\n".encode("utf-8", "surrogatepass"))
-    return "objects:" + digest.hexdigest()
 
 
 def passed_without(folder: str, folders: Sequence[str], page_ends: Sequence[str]) -> bool:

@@ -21,8 +21,8 @@ from typing import Callable, Sequence
 from botocore.exceptions import ClientError
 
 from objsync.model import RemoteObject
-from objsync.s3.pages import PAGES, Pages
-from objsync.s3.records import Cancelled, ReadInfo, ReadRequest, ReadResult, Stored, fingerprint, listed
+from objsync.s3.pages import PAGES, Pages, objects_digest
+from objsync.s3.records import Cancelled, ReadInfo, ReadRequest, ReadResult, Stored, listed
 
 # S3's own words, as a GET's error body carries them (a HEAD has no body: its code is the status).
 _MESSAGES = {
@@ -94,21 +94,16 @@ class MemoryBucket:
         self.requests.append(Request("LIST", prefix))
         return [self._listed(key) for key in sorted(self._current) if key.startswith(prefix)]
 
-    def list_changed(self, prefix: str, known: str = "") -> tuple[list[RemoteObject] | None, str]:
-        objects = self.list(prefix)
-        found = fingerprint(objects)
-        return (None if found == known else objects), found
-
     def unchanged(self, prefix: str, known: str) -> bool:
-        return known == PAGES + fingerprint(self.list(prefix))  # as `pages` fingerprints it
+        return known == PAGES + objects_digest(self.list(prefix))  # as `pages` fingerprints it
 
-    def page(self, prefix: str, token: str | None) -> tuple[list[RemoteObject], str | None, str | None]:
-        """The whole listing as one page, and its fingerprint as the page's digest."""
+    def page(self, prefix: str, token: str | None) -> tuple[list[RemoteObject], str | None, str]:
+        """The whole listing as one page."""
         objects = self.list(prefix)
-        return objects, None, fingerprint(objects)
+        return objects, None, objects_digest(objects)
 
     def pages(self, prefix: str) -> Pages:
-        return Pages(self, prefix)
+        return Pages(self.page, prefix)
 
     def list_level(self, prefix: str, needs: str | None = None) -> tuple[list[RemoteObject], list[str]]:
         """Objects directly under `prefix`, and sub-folders as 'prefix/name/' (Delimiter='/'), on one page:
