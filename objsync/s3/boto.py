@@ -17,10 +17,8 @@ DELETE_BATCH = 1000  # DeleteObjects' limit
 def list_prefix(client, bucket: str, prefix: str, page_size: int = 1000) -> Iterator[RemoteObject]:
     """Yield every object under `prefix`, page by page, as RemoteObject records."""
     paginator = client.get_paginator("list_objects_v2")
-    pages = paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size})
-    for page in pages:
-        for item in page.get("Contents", ()):
-            yield listed(item["Key"], item.get("ETag", ""), item.get("Size", 0), item["LastModified"])
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}):
+        yield from _objects(page)
 
 
 def list_page(client, bucket: str, prefix: str, token: str | None,
@@ -30,9 +28,13 @@ def list_page(client, bucket: str, prefix: str, token: str | None,
     if token:
         kwargs["ContinuationToken"] = token
     page = client.list_objects_v2(**kwargs)
-    objects = [listed(item["Key"], item.get("ETag", ""), item.get("Size", 0), item["LastModified"])
-               for item in page.get("Contents", ())]
-    return objects, page.get("NextContinuationToken") if page.get("IsTruncated") else None
+    return _objects(page), page.get("NextContinuationToken") if page.get("IsTruncated") else None
+
+
+def _objects(page: dict) -> list[RemoteObject]:
+    """The objects of one ListObjectsV2 answer, as records."""
+    return [listed(item["Key"], item.get("ETag", ""), item.get("Size", 0), item["LastModified"])
+            for item in page.get("Contents", ())]
 
 
 def list_level(client, bucket: str, prefix: str, needs: str | None = None) -> tuple[list[RemoteObject], list[str]]:
@@ -40,12 +42,11 @@ def list_level(client, bucket: str, prefix: str, needs: str | None = None) -> tu
     objects: list[RemoteObject] = []
     folders: list[str] = []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
-        keys = [item["Key"] for item in page.get("Contents", ())]
-        objects += [listed(item["Key"], item.get("ETag", ""), item.get("Size", 0), item["LastModified"])
-                    for item in page.get("Contents", ())]
+        found = _objects(page)
+        objects += found
         here = [p["Prefix"] for p in page.get("CommonPrefixes", ())]
         folders += here
-        if needs is not None and passed_without(needs, folders, keys[-1:] + here[-1:]):
+        if needs is not None and passed_without(needs, folders, [o.key for o in found[-1:]] + here[-1:]):
             break
     return objects, folders
 
