@@ -56,12 +56,16 @@ class VersionTree:
 
     def __init__(self, staging: str, target: str, base: Base | None) -> None:
         self.root, self.target, self.base = staging, target, base
+        self._base_files: dict[str, LocalFile] | None = None
 
     def scan(self, top: str) -> dict[str, LocalFile]:
         return {rel: lf for rel, lf in self.scan_all().items() if rel == top or rel.startswith(top + "/")}
 
     def scan_all(self) -> dict[str, LocalFile]:
-        return scan_tree(self.base.path) if self.base is not None else {}
+        # A finished version never changes: the plan and the links look at the same one scan of it.
+        if self._base_files is None:
+            self._base_files = scan_tree(self.base.path) if self.base is not None else {}
+        return self._base_files
 
     def walk_all(self) -> Iterator[tuple[str, LocalFile]]:
         return walk_tree(self.base.path) if self.base is not None else iter(())
@@ -71,7 +75,7 @@ class VersionTree:
 
     def begin(self, planned: Planned, labels: Mapping[str, str]) -> "_TreePass":
         p = planned.whole()  # the unchanged files are linked in before any fetch
-        local = self.scan_all()  # a finished version: what the plan looked at
+        local = self.scan_all()  # what the plan looked at
         fetched = {f.rel for f in p.fetches}
         gone = set(p.deletes) | set(p.displaced)
         stays = sorted(rel for rel in local if rel not in fetched and rel not in gone)
