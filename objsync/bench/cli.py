@@ -205,6 +205,7 @@ def run(args: argparse.Namespace, env: dict[str, str], parser: argparse.Argument
     tools = variants.with_variants(tools, args.sweep_concurrency, workdir / "config")
     started = datetime.datetime.now().astimezone()
     source_before = context.source_digest(Path(objsync.__file__).parent)
+    bytecode = context.compile_package(Path(objsync.__file__).parent)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         result, target = _run_against_target(args, env, plan, tools, workdir)
@@ -220,7 +221,7 @@ def run(args: argparse.Namespace, env: dict[str, str], parser: argparse.Argument
             _say(f"logs kept in {workdir / 'logs'}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    meta = output.meta(env, tools, missing, target, result, started)
+    meta = output.meta(env, tools, missing, target, result, started) | {"bytecode": bytecode}
     if args.latency:
         meta |= {"latency": Latency(args.latency).describe(), "latency_rtt": args.latency}
     if context.source_digest(Path(objsync.__file__).parent) != source_before:

@@ -180,6 +180,7 @@ def render_markdown(result: BenchResult, meta: Mapping[str, Any], ours: Sequence
     summaries = summarize(result)
     p = result.plan
     load = meta.get("load", {})
+    bytecode = f", bytecode {meta['bytecode']}" if meta.get("bytecode") else ""
     out = [
         f"# objsync bench: `{p.preset.name}` preset{_latency_title(meta)}, {meta.get('date', '')}",
         "",
@@ -191,7 +192,8 @@ def render_markdown(result: BenchResult, meta: Mapping[str, Any], ours: Sequence
         "the runs",
         f"- target: {meta.get('target', '')}; requests: {meta.get('requests_source', '')}",
         *([f"- latency: {meta['latency']}"] if meta.get("latency") else []),
-        f"- objsync: {meta.get('objsync', '')}; peers: {', '.join(meta.get('versions', {}).values()) or 'none'}",
+        f"- objsync: {meta.get('objsync', '')}{bytecode}; peers: "
+        f"{', '.join(meta.get('versions', {}).values()) or 'none'}",
         f"- repeats: {p.repeats} per tool{_tool_repeats(p.tool_repeats)}, interleaved; wall is the median with "
         "min–max; CPU (user+system) and peak RSS are summed over each tool's whole process tree",
         f"- every run was checked against the bucket: {meta.get('verify', '')}",

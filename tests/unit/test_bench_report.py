@@ -156,3 +156,16 @@ def test_source_digest_notices_an_edit(tmp_path):
     assert source_digest(tmp_path) == before
     (tmp_path / "a.py").write_text("x = 2\n")
     assert source_digest(tmp_path) != before
+
+
+def test_compile_package_writes_bytecode_beside_each_module(tmp_path, monkeypatch):
+    from objsync.bench.context import compile_package
+
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")  # as in CI: no run would write it otherwise
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "sub" / "b.py").write_text("y = 2\n")
+    assert compile_package(tmp_path).startswith("compiled")
+    assert len(list(tmp_path.rglob("__pycache__/*.pyc"))) == 2
+    (tmp_path / "bad.py").write_text("def (\n")
+    assert "could not" in compile_package(tmp_path)
