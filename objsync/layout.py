@@ -11,6 +11,9 @@ _ENV_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,62}")
 _MANIFEST_ID = re.compile(r"[0-9a-f]{16}")
 
 
+MANIFESTS = f"{STATE_DIR}/manifests/"  # under a prefix: one <repo>.json per repo, its published version
+
+
 def check_repo_name(name: str) -> str:
     """Return `name` if it is a safe namespace name, else raise ValueError saying what is allowed."""
     if not isinstance(name, str) or not _REPO_NAME.fullmatch(name):

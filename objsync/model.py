@@ -5,9 +5,10 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
-from objsync.pack import Slot
+if TYPE_CHECKING:  # a LIST-mode pull never loads the pack format
+    from objsync.pack import Slot
 
 try:
     from enum import StrEnum

@@ -9,9 +9,11 @@ import sys
 from support import put, tree
 
 # Loaded only by the daemon, by push, by the benchmarks, by a fallback to boto3, to count CPUs, to start
-# worker processes, or for --include/--exclude patterns.
+# worker processes, for --include/--exclude patterns, to write a download, to sync a filesystem, or once a
+# manifest or a pack is met.
 NOT_FOR_ONCE = ("boto3", "botocore", "s3transfer", "urllib3", "prometheus_client", "sentry_sdk", "tqdm", "psutil",
-                "multiprocessing", "wcmatch",
+                "multiprocessing", "wcmatch", "ctypes", "objsync.pull.fetch", "objsync.pack", "objsync.manifest",
+                "objsync.pull.versions",
                 "urllib.request", "objsync.daemon.serve", "objsync.daemon.loop", "objsync.daemon.status",
                 "objsync.daemon.metrics", "objsync.daemon.sentry", "objsync.bench", "objsync.push.commands")
 

@@ -20,6 +20,16 @@ DEFAULT_KEEP = 300.0
 
 
 @dataclass(frozen=True)
+class WriteOptions:
+    """How workers write: temp folder, bucket, file mode and fsync policy (each job names its own root)."""
+
+    tmp: str  # folder for temp files, on the same filesystem as every output root
+    bucket: str
+    file_mode: int = 0o664
+    fsync: Fsync = Fsync.BATCH
+
+
+@dataclass(frozen=True)
 class PullConfig:
     """Everything one `objsync pull` needs; nothing below the CLI reads argv or the environment."""
 

@@ -13,6 +13,7 @@ from typing import Sequence
 import xxhash
 
 from objsync.model import Action, Fetch, FetchResult, Fsync, Job, Verify
+from objsync.pull.config import WriteOptions
 from objsync.pull.places import Places, UnsafePath, make_temp, replace, sync_filesystem, write_all
 from objsync.s3.errors import describe_error
 from objsync.s3.etag import KMS, is_md5_etag, multipart_etag, multipart_parts
@@ -22,16 +23,6 @@ _CHUNK = 1 << 20
 _MIB = 1 << 20
 # Part sizes used by common uploaders (boto3/aws-cli 8 MiB, s5cmd/rclone 5 MiB+, Go SDK 5 MiB...).
 _PART_SIZES_MIB = (5, 8, 10, 15, 16, 25, 32, 50, 64, 100, 128, 256, 512)
-
-
-@dataclass(frozen=True)
-class WriteOptions:
-    """How workers write: temp folder, bucket, file mode and fsync policy (each job names its own root)."""
-
-    tmp: str  # folder for temp files, on the same filesystem as every output root
-    bucket: str
-    file_mode: int = 0o664
-    fsync: Fsync = Fsync.BATCH
 
 
 class IntegrityError(Exception):

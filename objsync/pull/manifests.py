@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
-from objsync.layout import history_key, manifest_key
+from objsync.layout import MANIFESTS, history_key, manifest_key
 from objsync.model import Kind, LocalFile, Mode, Plan, Problem, RemoteObject
 from objsync.paths import STATE_DIR, Filter, normalize_prefix
 from objsync.pull.config import DEFAULT_RESCAN
@@ -25,12 +25,13 @@ from objsync.pull.listing import LocalTree, View
 from objsync.pull.local import top_names
 from objsync.pull.state import State
 from objsync.pull.survey import first_look, survey
-from objsync.pull.versions import (MANIFESTS, Refused, Version, manifest_listing, manifest_names, parse_manifest,
-                                   read_manifest)
 from objsync.s3.bucket import Bucket
 from objsync.s3.errors import describe_error
 from objsync.s3.records import ReadInfo
-from objsync.signing import VerifyKey
+
+if TYPE_CHECKING:  # manifests are read, and signatures checked, only once a manifest is met
+    from objsync.pull.versions import Version
+    from objsync.signing import VerifyKey
 
 _MEMO = "manifest:"
 
@@ -107,6 +108,8 @@ class ManifestMode:
                 names = frozenset(look.manifests) | frozenset(self.pins)
                 plain, plain_names = survey(self.bucket, self.prefix, names, look.level)
                 return self._build(look.manifests, plain, plain_names, [], rescan=True, bodies=look.bodies)
+        from objsync.pull.versions import manifest_names
+
         folder = self.prefix + MANIFESTS
         manifests, problems = manifest_names(self.bucket.list(folder), folder)
         if not manifests and not self.pins and not self.keys:
@@ -135,6 +138,8 @@ class ManifestMode:
         return bool(self.pins or self.keys) or bool(self.bucket.list(self.prefix + MANIFESTS))
 
     def view_of(self, listing: Sequence[RemoteObject]) -> View | None:
+        from objsync.pull.versions import manifest_names
+
         folder = self.prefix + MANIFESTS
         manifests, problems = manifest_names([o for o in listing if o.key.startswith(folder)], folder)
         if not (manifests or self.pins or self.keys):
@@ -147,6 +152,8 @@ class ManifestMode:
     def _build(self, manifests: Mapping[str, RemoteObject], plain: list[RemoteObject],
                plain_names: frozenset[str] | None, problems: list[Problem], *, rescan: bool,
                bodies: Mapping[str, tuple[bytes, ReadInfo]] | None = None) -> View:
+        from objsync.pull.versions import Refused, manifest_listing
+
         names = frozenset(manifests) | frozenset(self.pins)
         m = self.memory
         versions: dict[str, Version] = {}
@@ -274,6 +281,8 @@ class ManifestMode:
 
     def _read(self, repo: str, source: str, obj: RemoteObject | None,
               read: tuple[bytes, ReadInfo] | None = None) -> Version:
+        from objsync.pull.versions import Version, read_manifest
+
         mid = source[4:] if source.startswith("pin:") else None
         return Version(source, read_manifest(self.bucket, self.prefix, repo, obj, mid, self.keys, read))
 
@@ -299,6 +308,8 @@ class ManifestMode:
         for name, text in list(self.state.memos.items()):
             if not name.startswith(_MEMO):
                 continue
+            from objsync.pull.versions import Refused, Version, parse_manifest
+
             repo = name[len(_MEMO):]
             source, _, body = text.partition("\n")
             try:

@@ -17,14 +17,16 @@ import os
 import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 from objsync.model import Action, Fetch, FetchResult, Job
-from objsync.pack import Pack, PackError, ranges, unpack
-from objsync.pull.fetch import WriteOptions, run_batch
 from objsync.s3.bucket import Bucket
 from objsync.s3.errors import describe_error
 from objsync.s3.records import Cancelled, ReadInfo, ReadRequest, ReadResult, SpanRequest
+
+if TYPE_CHECKING:  # the pack format and the writer load when a pack is read, not in a LIST-mode pull
+    from objsync.pack import Pack
+    from objsync.pull.config import WriteOptions
 
 log = logging.getLogger("objsync.pull")
 
@@ -67,6 +69,8 @@ class PackedFetcher:
 
     def _read_packed(self, jobs: list[Job], stop: threading.Event | None) -> list[FetchResult]:
         """One batch for every packed job: the reads of all packs at once, then one sync and the renames."""
+        from objsync.pull.fetch import run_batch
+
         reader = PackReader(self.bucket, [j.fetch for j in jobs])
         results = run_batch(reader, self.opts, jobs, lambda fn, items: [fn(i) for i in items],
                             (lambda: stop.is_set()) if stop is not None else None)
@@ -85,6 +89,8 @@ class PackReader:
         self.problems: dict[str, list[str]] = defaultdict(list)  # pack key -> what sent files to a GET of their own
 
     def read_many(self, requests: Sequence[ReadRequest], cancelled=None) -> list[ReadResult]:
+        from objsync.pack import ranges
+
         results: list[ReadResult | None] = [None] * len(requests)
         why: dict[int, str] = {}
         members: dict[tuple[str, int], list[int]] = defaultdict(list)
@@ -129,6 +135,8 @@ class PackReader:
     def _serve(self, requests: Sequence[ReadRequest], indexes: list[int], frame: bytes,
                results: list, why: dict[int, str], cancelled) -> None:
         """Unpack one segment and write each of its wanted files; what fails is left for a GET of its own."""
+        from objsync.pack import PackError, unpack
+
         try:
             raw = memoryview(unpack(frame, self.fetches[requests[indexes[0]].key].pack.unpacked))
         except PackError as exc:

@@ -140,9 +140,9 @@ def replace(tmp_path: str, name: str, parent_fd: int) -> None:
 
 def sync_filesystem(fd: int) -> None:
     """Flush the filesystem of `fd` once (Linux syncfs), so renames never precede their data."""
-    if _syncfs is not None:
-        if _syncfs(fd) == 0:
-            return
+    syncfs = _syncfs()
+    if syncfs is not None and syncfs(fd) == 0:
+        return
     os.sync()
 
 
@@ -155,7 +155,9 @@ def sync_path(path: str) -> None:
         os.close(fd)
 
 
-def _load_syncfs():
+@functools.cache
+def _syncfs():
+    # Loaded on first use: ctypes costs every --once pull its import, and most pulls never sync.
     try:
         import ctypes
 
@@ -164,5 +166,3 @@ def _load_syncfs():
     except (OSError, AttributeError):
         return None
 
-
-_syncfs = _load_syncfs()

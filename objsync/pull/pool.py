@@ -14,12 +14,13 @@ from itertools import chain, islice
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 from objsync.model import FetchResult, Job
-from objsync.pull.fetch import WriteOptions, run_batch
 from objsync.s3.bucket import Bucket
 from objsync.s3.config import IN_FLIGHT, RemoteConfig
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
+
+    from objsync.pull.config import WriteOptions
 
 
 @dataclass(frozen=True)
@@ -104,12 +105,15 @@ _worker: "_Worker | None" = None
 
 class _Worker:
     def __init__(self, remote: RemoteConfig, opts: WriteOptions, threads: int, reader: Bucket | None = None) -> None:
+        from objsync.pull.fetch import run_batch  # the writer loads with the first worker, not in a quiet pass
+
+        self.run_batch = run_batch
         self.reader = reader or Bucket(remote, opts.bucket)
         self.opts = opts
         self.threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch")
 
     def run(self, batch: Sequence[Job], cancelled=None) -> list[FetchResult]:
-        return run_batch(self.reader, self.opts, batch, lambda fn, items: list(self.threads.map(fn, items)),
+        return self.run_batch(self.reader, self.opts, batch, lambda fn, items: list(self.threads.map(fn, items)),
                          cancelled)
 
     def close(self) -> None:
@@ -183,7 +187,7 @@ class Pool:
 
             ctx = multiprocessing.get_context("forkserver")
             self._pids = ctx.SimpleQueue()
-            ctx.set_forkserver_preload(["objsync.pull.pool"])
+            ctx.set_forkserver_preload(["objsync.pull.pool", "objsync.pull.fetch"])
             self._executor = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=ctx,
                 initializer=_init_worker, initargs=(self.remote, self.opts, self.cfg.threads, self._pids))

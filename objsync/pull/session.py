@@ -10,8 +10,7 @@ from typing import Callable, Iterator, Sequence
 
 from objsync.model import FetchResult, PassReport, Plan, Problem
 from objsync.pull import localfs
-from objsync.pull.config import PullConfig
-from objsync.pull.fetch import WriteOptions
+from objsync.pull.config import PullConfig, WriteOptions
 from objsync.pull.listing import Listing, Source, View
 from objsync.pull.manifests import ManifestMode
 from objsync.pull.packs import PackedFetcher

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable, Mapping, Sequence
 
-from objsync.layout import check_repo_name, history_key, pack_key
+from objsync.layout import MANIFESTS, check_repo_name, history_key, pack_key
 from objsync.manifest import TIME_FORMAT, Manifest, ManifestError
 from objsync.model import Kind, Problem, RemoteObject
 from objsync.pack import slots
@@ -17,7 +17,6 @@ from objsync.s3.etag import damage
 from objsync.s3.records import ReadInfo
 from objsync.signing import SignatureError, VerifyKey, verify
 
-MANIFESTS = f"{STATE_DIR}/manifests/"
 MAX_MANIFEST_BYTES = 128 << 20  # about 600,000 files; a larger document is refused, not read
 
 

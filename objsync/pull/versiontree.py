@@ -18,8 +18,7 @@ from typing import Iterator, Mapping, Sequence
 
 from objsync.manifest import Manifest
 from objsync.model import Entry, FetchResult, Fsync, Job, LocalFile, Outcome, PassReport, Plan, Problem
-from objsync.pull.config import PullConfig
-from objsync.pull.fetch import WriteOptions
+from objsync.pull.config import PullConfig, WriteOptions
 from objsync.pull.listing import View
 from objsync.pull.local import scan_tree, walk_tree
 from objsync.pull.packs import PackedFetcher
