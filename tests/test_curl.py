@@ -64,6 +64,17 @@ def test_more_requests_than_handles_all_answered_in_order(server):
     t.close()
 
 
+def test_handles_are_made_as_transfers_need_them_up_to_the_size(server):
+    t = Transfers(3, TransferConfig())
+    assert t._all == []  # a pass that sends nothing makes none
+    get, chunks = collect(server, "one")
+    assert t.run([get])[0].ok and b"".join(chunks) == b"one" * 1000
+    assert len(t._all) == 1
+    assert all(r.ok for r in t.run([collect(server, f"g{i}")[0] for i in range(10)]))
+    assert len(t._all) == 3
+    t.close()
+
+
 def test_errors_are_replies_and_the_handles_stay_usable(server):
     t = Transfers(2, TransferConfig(connect_timeout=2, read_timeout=5))
     with socket.socket() as s:

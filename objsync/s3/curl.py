@@ -53,12 +53,19 @@ class TransferConfig:
 
 
 class Transfers:
-    """A fixed set of reusable easy handles under one multi handle; not for use by two threads at once."""
+    """Up to `size` reusable easy handles under one multi handle; not for use by two threads at once."""
 
     def __init__(self, size: int, cfg: TransferConfig) -> None:
         self._multi = pycurl.CurlMulti()
-        self._idle = [self._handle(cfg) for _ in range(max(1, size))]
-        self._all = list(self._idle)
+        self._size, self._cfg = max(1, size), cfg
+        # Made as transfers need them: a quiet pass lists with one, where making all would cost milliseconds.
+        self._idle: list[pycurl.Curl] = []
+        self._all: list[pycurl.Curl] = []
+
+    def _new(self) -> pycurl.Curl:
+        h = self._handle(self._cfg)
+        self._all.append(h)
+        return h
 
     @staticmethod
     def _handle(cfg: TransferConfig) -> pycurl.Curl:
@@ -90,8 +97,8 @@ class Transfers:
             while queue or active:
                 if cancelled is not None and cancelled():
                     break
-                while queue and self._idle:
-                    self._start(self._idle.pop(), queue.pop(), gets)
+                while queue and (self._idle or len(self._all) < self._size):
+                    self._start(self._idle.pop() if self._idle else self._new(), queue.pop(), gets)
                     active += 1
                 while self._multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
                     pass
