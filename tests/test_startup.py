@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+from faultproxy import FaultProxy
 from support import put, tree
 
 # Loaded only by the daemon, by push, by the benchmarks, by a fallback to boto3, to count CPUs, to start
@@ -47,6 +48,24 @@ def test_an_unchanged_once_pull_loads_only_what_it_uses(s3_client, bucket, aws_e
     assert again.returncode == 0, again.stderr
     assert "objsync.pull.session" in names  # the run was seen
     assert sorted(n for n in names if n.split(".")[0] in NOT_FOR_ONCE or n.startswith(NOT_FOR_ONCE)) == []
+
+
+def test_a_restart_on_an_unchanged_prefix_sends_one_request(s3_client, bucket, aws_env, seaweed, tmp_path):
+    """As objinsync's: the listing, which is the last clean pass's and held no manifest, is the whole run."""
+    put(s3_client, bucket, {f"p/d{i}/f{i}.py": f"dag {i}\n".encode() for i in range(12)})
+    host, port = seaweed.endpoint_url.rsplit("//", 1)[1].split(":")
+    counting = FaultProxy((host, int(port)), rate=0.0)
+    try:
+        env = static_env(aws_env, tmp_path) | {"AWS_ENDPOINT_URL": counting.url}
+        argv = [sys.executable, "-m", "objsync", "pull", "--once", f"s3://{bucket}/p", str(tmp_path / "dags")]
+        assert subprocess.run(argv, env=env, capture_output=True, timeout=120).returncode == 0
+        before = counting.requests
+        again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stderr
+        assert counting.requests - before == 1
+        assert '"skipped": 12' in again.stderr or '"skipped": 12' in again.stdout
+    finally:
+        counting.close()
 
 
 def test_keys_from_a_credentials_file_still_work(s3_client, bucket, aws_env, seaweed, tmp_path):

@@ -10,7 +10,8 @@ In LIST mode, a poll whose listing is the one of the last clean pass, byte for b
 no parsing, no stat of local files, no plan. Every `rescan_every` the local files are looked at
 again: while they are what the cache recorded, the pass still ends there; otherwise it lists again
 and plans. The fingerprint of the last clean pass is kept with the cache, so a restart on an
-unchanged prefix needs no plan either. On request, the next pass lists and plans in full.
+unchanged prefix needs no plan either, nor a look for manifests when that listing held none: it
+is one LIST request, like a poll. On request, the next pass lists and plans in full.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Protocol, Sequence
 
 import xxhash
 
+from objsync.layout import MANIFESTS
 from objsync.model import Entry, Kind, LocalFile, Mode, Plan, Problem, RemoteObject
 from objsync.paths import normalize_prefix
 from objsync.pull.config import DEFAULT_RESCAN
@@ -95,10 +97,12 @@ class Quiet:
     listed: int
     problems: tuple[Problem, ...]
     scanned_at: float
+    plain: bool = False  # the listing held no key in the manifests' folder, so it has no manifest to look for
 
 
 _SAVED = "list:quiet"  # the memo that keeps a clean LIST-mode pass's fingerprint across restarts
 _UNSORTED = "list:unsorted"  # the bucket was seen to list out of order
+_PLAIN = "no-manifests"  # in the saved memo: its listing held no key in the manifests' folder
 
 
 class Memos(Protocol):
@@ -119,6 +123,7 @@ class ListMemo:
     """The fingerprint of a LIST-mode view's listing, known once it is read; kept by `settle` if the pass ends clean."""
 
     fingerprint: str | None = None
+    manifests: bool = False  # a key in the manifests' folder was listed
 
 
 class ListingFailed(Exception):
@@ -149,17 +154,24 @@ class Listing:
         In LIST mode the listing is read as the plan goes, a page at a time, and the local files are
         walked beside it: neither is held whole. A break in it raises ListingFailed to the planner.
         """
+        q = self.quiet
+        unchanged: bool | None = None  # not asked yet
+        if self.first and not self.manifest_mode and q is not None and q.plain:
+            # A restart on the listing of the last clean pass, which held no manifest: none to look for.
+            unchanged = self.bucket.unchanged(self.prefix, q.fingerprint)
         # A process starts by looking for manifests: with them, a cold start needs no LIST of every object.
-        looked = False
-        if self.manifest_mode or (self.first and self.manifests is not None):
+        looked = bool(unchanged)
+        if not looked and (self.manifest_mode or (self.first and self.manifests is not None)):
             self.first = False
             found = self.manifests.view()
             if found is not None:
                 self.manifest_mode, self.quiet = True, None
                 return found
             looked = True  # no manifest now: this pass lists
-        q = self.quiet
-        if q is not None and self.bucket.unchanged(self.prefix, q.fingerprint):
+        self.first = False
+        if unchanged is None and q is not None:
+            unchanged = self.bucket.unchanged(self.prefix, q.fingerprint)
+        if q is not None and unchanged:
             # The listing of the last clean pass, so without manifests.
             if self.clock() - q.scanned_at < self.rescan_every:
                 return View(problems=q.problems, listed=q.listed, unchanged=True)
@@ -192,11 +204,13 @@ class Listing:
         pages = self.bucket.pages(self.prefix)
         objects = list(pages)
         memo.fingerprint = pages.fingerprint
+        folder = self.prefix + MANIFESTS
+        memo.manifests = any(o.key.startswith(folder) for o in objects)
         return objects
 
     def _streamed(self, pages: Pages, memo: ListMemo) -> Iterator[RemoteObject]:
         """The listing as it is read. A server that lists out of order is, from the next pass, listed whole and sorted."""
-        found, last = iter(pages), ""
+        found, last, folder = iter(pages), "", self.prefix + MANIFESTS
         while True:
             try:
                 obj = next(found, None)
@@ -211,6 +225,8 @@ class Listing:
                 raise ListingFailed(f"the bucket listed {obj.key!r} after {last!r}, out of order; from the next "
                                     f"pass the whole listing is read and sorted before it is planned")
             last = obj.key
+            if last.startswith(folder):
+                memo.manifests = True
             yield obj
         memo.fingerprint = pages.fingerprint
 
@@ -223,7 +239,8 @@ class Listing:
             clean = not interrupted and (p is None or not p.delete_blocked) and view.memo.fingerprint is not None
             clean = clean and all(x.kind == Kind.REJECTED for x in problems)
             listed = p.listed if p is not None else view.listed  # what the plan counted: objsync's own keys aside
-            self.quiet = Quiet(view.memo.fingerprint, listed, tuple(problems), self.clock()) if clean else None
+            self.quiet = (Quiet(view.memo.fingerprint, listed, tuple(problems), self.clock(),
+                                plain=not view.memo.manifests) if clean else None)
             self._save(self.quiet if clean and not problems else None)
 
     def request_rescan(self) -> None:
@@ -241,11 +258,10 @@ class Listing:
     def _load(self) -> Quiet | None:
         """The fingerprint a previous run kept, due for a look at local files at once."""
         text = self.saved.memos.get(_SAVED, "") if self.saved is not None else ""
-        rules, _, rest = text.partition("\n")
-        fingerprint, _, listed = rest.partition("\n")
+        rules, fingerprint, listed, plain = (text.split("\n") + ["", "", ""])[:4]
         if not text or rules != self.rules or not listed.isdigit():
             return None
-        return Quiet(fingerprint, int(listed), (), float("-inf"))
+        return Quiet(fingerprint, int(listed), (), float("-inf"), plain=plain == _PLAIN)
 
     def _save(self, q: Quiet | None) -> None:
         if self.saved is None:
@@ -253,7 +269,7 @@ class Listing:
         if q is None:
             self.saved.drop_memo(_SAVED)
             return
-        text = f"{self.rules}\n{q.fingerprint}\n{q.listed}"
+        text = f"{self.rules}\n{q.fingerprint}\n{q.listed}\n{_PLAIN if q.plain else ''}"
         if self.saved.memos.get(_SAVED) != text:
             self.saved.put_memo(_SAVED, text)
 

@@ -184,7 +184,7 @@ def test_a_restart_on_an_unchanged_listing_plans_nothing_while_local_files_are_a
         bucket.requests.clear()
         again = rig.run()
         assert again.ok and again.listed == 2 and planned == [1]  # no plan
-        assert bucket.requests == [Request("LIST", "dags/"), Request("LIST", "dags/")]  # top level, then all
+        assert bucket.requests == [Request("LIST", "dags/")]  # the listing only: it held no manifest
 
     (d / "a/x.py").write_bytes(b"changed behind objsync's back")
     with open_rig(d, bucket) as rig:
@@ -207,3 +207,35 @@ def test_a_daemon_rescan_of_an_unchanged_listing_looks_at_local_files_without_a_
         assert rescan.ok and rescan.skipped == 2 and planned == [1]
         (tmp_path / "d/b/y.py").unlink()
         assert rig.run().fetched == 1 and planned == [1, 1] and rig.files()["b/y.py"] == b"y"
+
+
+def test_a_restart_on_an_unchanged_list_mode_prefix_is_one_list(tmp_path):
+    bucket = MemoryBucket()
+    bucket.put_many({"dags/a/x.py": b"x", "dags/top.py": b"t"})
+    with open_rig(tmp_path / "d", bucket) as rig:
+        assert rig.run().mode == Mode.LIST
+    bucket.requests.clear()
+    with open_rig(tmp_path / "d", bucket) as rig:
+        again = rig.run()
+        assert (again.ok, again.mode, again.skipped, again.fetched) == (True, Mode.LIST, 2, 0)
+        # The listing is the last clean pass's, which held no manifest: the top level is not looked at.
+        assert bucket.requests == [Request("LIST", "dags/")]
+
+    publish(bucket, "a", {"x.py": b"x2"})  # a changed listing: the restart looks for manifests again
+    with open_rig(tmp_path / "d", bucket) as rig:
+        changed = rig.run()
+        assert changed.ok and changed.mode == Mode.MANIFEST and rig.files()["a/x.py"] == b"x2"
+
+
+def test_a_restart_on_a_listing_with_keys_among_the_manifests_still_looks_for_manifests(tmp_path):
+    bucket = MemoryBucket()
+    bucket.put_many({"dags/a/x.py": b"x", MANIFESTS + "notes.txt": b"not a manifest"})
+    with open_rig(tmp_path / "d", bucket) as rig:
+        assert rig.run().mode == Mode.LIST
+    bucket.requests.clear()
+    with open_rig(tmp_path / "d", bucket) as rig:
+        again = rig.run()
+        assert again.mode == Mode.LIST and again.fetched == 0
+        # The top level, a manifest looked for by name, then the listing.
+        assert bucket.requests == [Request("LIST", "dags/"), Request("GET", MANIFESTS + "a.json"),
+                                   Request("LIST", "dags/")]
