@@ -30,9 +30,16 @@ class PoolConfig:
 
     workers: int | None
     threads: int = IN_FLIGHT
-    batch_files: int = 64
+    # 0: twice `threads`. A batch ends when its slowest download does, so a batch no larger than
+    # `threads` would leave slots idle for most of its time: behind 20 ms a request, batches of 64 at 64
+    # in flight pulled 10,000 files in 10.2 s, and batches of 128 in 8.1 s.
+    batch_files: int = 0
     batch_bytes: int = 32 << 20
     inline_max: int = 32  # a pass with this few tasks runs in-process: starting workers costs more
+
+    @property
+    def files_per_batch(self) -> int:
+        return self.batch_files or 2 * max(1, self.threads)
 
 
 def default_workers() -> int:
@@ -229,7 +236,7 @@ class Pool:
         def groups() -> Iterator[tuple[Job, ...]]:
             # Jobs come as the plan is made: if it breaks off, what runs finishes before the error is raised.
             try:
-                yield from batches(chain(head, jobs), self.cfg.batch_files, self.cfg.batch_bytes)
+                yield from batches(chain(head, jobs), self.cfg.files_per_batch, self.cfg.batch_bytes)
             except Exception as exc:
                 broke.append(exc)
 

@@ -3,7 +3,7 @@
 import pytest
 
 from objsync.pull import pool
-from objsync.pull.pool import available_cpus, default_workers
+from objsync.pull.pool import PoolConfig, available_cpus, default_workers
 
 
 @pytest.mark.parametrize("files, expected", [
@@ -27,3 +27,9 @@ def test_container_quota_caps_the_cpu_count(tmp_path, monkeypatch, files, expect
 def test_small_machines_run_in_process(monkeypatch, cpus, workers):
     monkeypatch.setattr(pool, "available_cpus", lambda: cpus)
     assert default_workers() == workers
+
+
+def test_a_batch_holds_twice_the_transfers_in_flight_unless_set():
+    assert PoolConfig(workers=0, threads=64).files_per_batch == 128  # slots stay full until its last half
+    assert PoolConfig(workers=0, threads=0).files_per_batch == 2
+    assert PoolConfig(workers=0, threads=64, batch_files=10).files_per_batch == 10
