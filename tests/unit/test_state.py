@@ -109,3 +109,20 @@ def test_lookup_reads_a_page_of_paths_from_disk_with_what_the_disk_refused(tmp_p
         assert state.lookup(["f1", "f2", "f3"]) == {"f1": other, "f3": ENTRY}
         assert state._entries is None  # nothing was loaded whole
         assert state.entries["f1"] == other and state.lookup(["f1", "f2"]) == {"f1": other}
+
+
+def test_rows_written_a_batch_at_a_time_are_the_rows_diskcache_itself_reads(tmp_path):
+    import diskcache
+
+    a, b = Entry("e1", 1, 10, "x1"), Entry("e2", 2, 20, "x2")
+    with State.open(tmp_path / "c", "id") as state:
+        state.put([("a.py", a), ("b.py", b)])
+        state.put([("a.py", b)])  # written again: replaced, not added
+        state.remove(["b.py"])
+        state.put_memo("note", "text")
+    with diskcache.Cache(str(tmp_path / "c")) as cache:
+        assert cache.get("f:a.py") == b.encode() and cache.get("f:b.py") is None
+        assert cache.get("m:note") == "text"
+        assert len(cache) == 3  # the meta key, a.py and the note: the table's own count agrees
+    with State.open(tmp_path / "c", "id") as state:
+        assert state.entries == {"a.py": b} and state.memos == {"note": "text"}
