@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 
 def test_tiny_bench_verifies_and_reports(seaweed, bucket, aws_env, tmp_path):
     out = tmp_path / "results"
@@ -77,3 +79,18 @@ def test_measure_sums_the_whole_tree_including_orphans(tmp_path):
     assert usage["cpu"] >= 3 * 0.4  # three busy grandchildren, one of which outlives its parent
     assert usage["peak_rss"] >= 2 * (60 << 20)  # at least two 60 MiB children alive at one sample
     assert usage["wall"] >= 0.4
+
+
+def test_wait_exact_returns_the_exit_status_or_times_out():
+    from objsync.bench.measure import wait_exact
+
+    quick = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    assert wait_exact(quick, 30) == 3
+    slow = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            wait_exact(slow, 0.2)
+        assert slow.poll() is None  # still running: the caller decides what to do with it
+    finally:
+        slow.kill()
+        slow.wait()

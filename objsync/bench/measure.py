@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import os
 import resource
+import select
 import signal
 import subprocess
 import sys
@@ -186,6 +187,25 @@ def reap_stragglers(exclude: frozenset[int], pgid: int, grace: float = STRAGGLER
         time.sleep(SAMPLE_SECONDS)
 
 
+def wait_exact(proc: subprocess.Popen, timeout: float | None) -> int:
+    """`proc.wait(timeout)`, noticing the exit as it happens.
+
+    With a timeout, Popen.wait looks every 50 ms, which rounded a 30 ms run up to 70 ms: a process's
+    pidfd becomes readable the moment it exits (Linux 5.3 and later).
+    """
+    if timeout is not None and hasattr(os, "pidfd_open"):
+        try:
+            fd = os.pidfd_open(proc.pid)
+        except OSError:
+            return proc.wait(timeout)
+        try:
+            if not select.select([fd], [], [], timeout)[0]:
+                raise subprocess.TimeoutExpired(proc.args, timeout)
+        finally:
+            os.close(fd)
+    return proc.wait(timeout)
+
+
 def _children_cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
@@ -203,7 +223,7 @@ def run_measured(argv: Sequence[str], env: Mapping[str, str], *, stdout: Path, s
                                 start_new_session=True)
         sampler.start()
         try:
-            rc = proc.wait(timeout)
+            rc = wait_exact(proc, timeout)
         except subprocess.TimeoutExpired:
             stop_group(proc)
             rc = -signal.SIGKILL
