@@ -127,7 +127,7 @@ def add_pull(subparsers) -> tuple[EnvFlag, ...]:
     add("--workers", type=_typed(parse_count), default=None,
         help="worker processes (default: from the CPU count; 0 runs in-process)")
     add("--threads", type=_typed(parse_count), default=IN_FLIGHT,
-        help=f"downloads in flight at once in each process (default {IN_FLIGHT})")
+        help=f"downloads in flight in each running batch (default {IN_FLIGHT}); a batch holds twice as many files")
     add("--connect-timeout", type=_typed(parse_duration), default=10.0, metavar="DURATION",
         help="S3 connect timeout (default 10s)")
     add("--read-timeout", type=_typed(parse_duration), default=30.0, metavar="DURATION",

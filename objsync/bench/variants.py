@@ -18,7 +18,7 @@ from objsync.bench.stats import ratio
 
 # The in-flight default of each peer, so that a sweep does not run it twice under two names.
 DEFAULTS = {"s5cmd": 256, "aws": 10, "rclone": 4}
-_OBJSYNC_FLAG = "--threads N (downloads in flight per process)"
+_OBJSYNC_FLAG = "--threads N (downloads in flight per running batch)"
 FLAGS = {"objsync": _OBJSYNC_FLAG, BASELINE: _OBJSYNC_FLAG, "s5cmd": "--numworkers N",
          "aws": "s3.max_concurrent_requests = N (in AWS_CONFIG_FILE)", "rclone": "--transfers N --checkers N",
          "objinsync": "none: 5 download workers, fixed"}

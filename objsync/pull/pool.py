@@ -31,8 +31,9 @@ class PoolConfig:
     workers: int | None
     threads: int = IN_FLIGHT
     # 0: twice `threads`. A batch ends when its slowest download does, so a batch no larger than
-    # `threads` would leave slots idle for most of its time: behind 20 ms a request, batches of 64 at 64
-    # in flight pulled 10,000 files in 10.2 s, and batches of 128 in 8.1 s.
+    # `threads` leaves slots idle for much of its time: behind 20 ms a request, 10,000 files at 64 in
+    # flight took 8.42 s in batches of 64 and 7.70 s in batches of 128
+    # (benchmarks/results/dags10k-20ms-sweep-2026-11-30-161935.md).
     batch_files: int = 0
     batch_bytes: int = 32 << 20
     inline_max: int = 32  # a pass with this few tasks runs in-process: starting workers costs more
@@ -121,7 +122,7 @@ class _Worker:
 
     def run(self, batch: Sequence[Job], cancelled=None) -> list[FetchResult]:
         return self.run_batch(self.reader, self.opts, batch, lambda fn, items: list(self.threads.map(fn, items)),
-                         cancelled)
+                              cancelled)
 
     def close(self) -> None:
         self.threads.shutdown(wait=True, cancel_futures=True)

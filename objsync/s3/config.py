@@ -13,9 +13,10 @@ from objsync.s3.sigv4 import Credentials
 DEFAULT_REGION = "us-east-1"
 
 
-# Downloads in flight per process by default. A pod of up to 2 CPUs pulls in one process, so this is
-# all it has in flight: behind 20 ms a request, a 10,000-file cold pull took 9.7 s at 64 against
-# 12.3 s at 32 and 10.7 s at 128, for the same CPU (benchmarks/results/dags10k-20ms-sweep-2026-11-30.md).
+# Downloads in flight in each running batch by default: behind 20 ms a request, a 10,000-file cold pull
+# took 9.7 s at 64 against 12.3 s at 32 (benchmarks/results/dags10k-20ms-sweep-2026-11-30.md). Since
+# batches hold twice this many files, 64 to 256 all come within 10 % of 7.5 s, the server's pace on
+# this machine (dags10k-20ms-sweep-2026-11-30-161935.md).
 IN_FLIGHT = 64
 
 
