@@ -1,4 +1,5 @@
-"""How many worker processes a pull starts by default, from CPUs and a container's CPU quota."""
+"""How many worker processes a pull starts by default, from CPUs and a container's CPU quota; how many files a
+batch holds."""
 
 import pytest
 
