@@ -16,7 +16,7 @@ from objsync.model import RemoteObject
 from objsync.s3 import boto
 from objsync.s3.config import AnySession, RemoteConfig, make_client, make_session
 from objsync.s3.fast import FastGet, FastPath, find_route, missing, read_info
-from objsync.s3.pages import Pages, objects_digest
+from objsync.s3.pages import Pages, objects_digest, same_listing
 from objsync.s3.records import Buffer, Cancelled, ReadInfo, ReadRequest, ReadResult, SpanRequest, Stored, Uploaded
 
 
@@ -121,10 +121,7 @@ class Bucket:
             if same is not None:
                 return same
             self.fallbacks += 1
-        pages = Pages(self._boto_page, prefix)
-        for _ in pages:
-            pass
-        return pages.fingerprint == known
+        return bool(same_listing(self._boto_page, prefix, known))
 
     def pages(self, prefix: str) -> Pages:
         """Every object under `prefix`, in key order, read a page at a time as it is iterated."""

@@ -21,7 +21,7 @@ from objsync.model import RemoteObject
 from objsync.s3.config import AnySession, RemoteConfig, aws_files, default_ca_bundle, resolve_region
 from objsync.s3.curl import Get, Reply, TransferConfig, Transfers
 from objsync.s3.errors import NotFound
-from objsync.s3.pages import DIGEST, PAGE_KEYS, PAGES, continuation, page_digest, parse_page
+from objsync.s3.pages import PAGE_KEYS, continuation, page_digest, parse_page, same_listing
 from objsync.s3.records import ReadInfo, passed_without
 from objsync.s3.sigv4 import Credentials, amz_date, encode_path, encode_query, sign_get
 
@@ -194,21 +194,17 @@ class FastPath:
         A listing is fingerprinted page by page, from the bytes the server sent: a poll whose pages
         are those of `known` parses nothing. None when a page fails.
         """
-        if not known.startswith(PAGES):
-            return False
-        old, token, at = known[len(PAGES):], None, 0
-        while True:
-            body = self._page(prefix, False, token)
-            if body is None:
-                return None
-            if old[at:at + DIGEST] != page_digest(body):
-                return False
-            at += DIGEST
-            truncated, token = continuation(body)
-            if not truncated:
-                return at == len(old)
-            if not token:
-                return None
+        return same_listing(self._digested, prefix, known)
+
+    def _digested(self, prefix: str, token: str | None) -> tuple[tuple[()], str | None, str] | None:
+        """One page's digest and the next page's token, found without parsing it; None when it failed."""
+        body = self._page(prefix, False, token)
+        if body is None:
+            return None
+        truncated, token = continuation(body)
+        if truncated and not token:
+            return None
+        return (), token if truncated else None, page_digest(body)
 
     def page(self, prefix: str, token: str | None) -> tuple[list[RemoteObject], str | None, str] | None:
         """One page of a listing: its objects, the next page's token (None after the last) and its digest.

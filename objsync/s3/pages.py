@@ -68,6 +68,27 @@ def objects_digest(objects: Iterable[RemoteObject]) -> str:
 PageReader = Callable[[str, "str | None"], "tuple[list[RemoteObject], str | None, str]"]
 
 
+def same_listing(read: Callable[[str, str | None], tuple[object, str | None, str] | None], prefix: str,
+                 known: str) -> bool | None:
+    """Whether the listing is still the one `known` fingerprints, read up to its first page that differs.
+
+    `read` is a PageReader (its objects are not looked at), or gives None when a page fails: so does this.
+    """
+    if not known.startswith(PAGES):
+        return False
+    old, token, at = known[len(PAGES):], None, 0
+    while True:
+        page = read(prefix, token)
+        if page is None:
+            return None
+        _, token, digest = page
+        if old[at:at + DIGEST] != digest:
+            return False
+        at += DIGEST
+        if token is None:
+            return at == len(old)
+
+
 class Pages:
     """One listing, read a page at a time as it is iterated, so that no more than a page is held.
 
